@@ -1,0 +1,43 @@
+# The two commands of the README: `make run` sets everything up and runs the stack,
+# `make test` sets everything up and runs every test. Both work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint test-postgres setup browser clean vendor
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install-torch
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	scripts/install-torch $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/perfmon up $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+browser:
+	scripts/ensure-chromium
+
+test: $(STAMP) browser lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The database-touching tests again, on PostgreSQL (the production database).
+test-postgres: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
+		$(BIN)/python -m pytest tests/dashboard $(PYTEST_ARGS)
+
+# Refreshes static/vendor/ from the npm registry at the versions pinned in package.json.
+vendor:
+	npm ci --ignore-scripts
+	cp node_modules/chart.js/dist/chart.umd.min.js static/vendor/chart.umd.min.js
+
+clean:
+	rm -rf $(VENV) node_modules

@@ -1,0 +1,49 @@
+"""The named writes of perfmon; views, the API and consumers call these and nothing else writes."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from dashboard import live
+from dashboard.jobspec import validate_submission
+from dashboard.models import Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+
+def do_submit_job(user, kind: str, model: str, params: dict) -> Job:
+    """Create a queued job and enqueue its task once the row is committed.
+
+    Raises dashboard.jobspec.InvalidJob for a submission we refuse."""
+    kind, model, params = validate_submission(kind, model, params)
+    job = Job.objects.create(kind=kind, model_name=model, params=params, owner=user)
+    # The worker must find the row it is told about, so enqueue only after the commit.
+    transaction.on_commit(lambda: _enqueue(job))
+    return job
+
+
+def _enqueue(job: Job) -> None:
+    from workers.tasks import run_benchmark
+
+    try:
+        async_result = run_benchmark.apply_async(args=[job.pk], queue="jobs")
+    except Exception as exc:  # broker down: the job must not sit "queued" forever
+        log.exception("could not enqueue job %s", job.pk)
+        do_finish_job(job.pk, JobStatus.FAILED, error=f"could not reach the job queue: {exc}")
+        return
+    Job.objects.filter(pk=job.pk).update(celery_task_id=async_result.id)
+    live.push_job(Job.objects.get(pk=job.pk))
+
+
+def do_finish_job(job_id: int, status: str, *, result: dict | None = None, error: str = "") -> Job:
+    """Move a job to a terminal status, unless it already is in one (first writer wins)."""
+    changes = {"status": status, "result": result, "error": error, "finished_at": timezone.now(), "step": ""}
+    if status == JobStatus.SUCCEEDED:
+        changes["progress_percent"] = 100.0
+    Job.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(**changes)
+    job = Job.objects.get(pk=job_id)
+    live.push_job(job)
+    return job

@@ -1,0 +1,68 @@
+"""One WebSocket per page at /ws/live; the page subscribes to the topics it shows (see live.py).
+
+Client -> server: {"subscribe": "<topic>"} or {"unsubscribe": "<topic>"}.
+Server -> client: {"type": "sample", ...}, {"type": "job", "job": {...}}, {"type": "error", "error": "..."}."""
+
+from __future__ import annotations
+
+import json
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from dashboard.live import group_for_topic
+
+# 4401 mirrors HTTP 401: the browser's close event tells the page to send the user to log in.
+CLOSE_UNAUTHENTICATED = 4401
+MAX_SUBSCRIPTIONS = 32
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.groups_joined: set[str] = set()
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # A malformed message is answered with an error and otherwise ignored: the page keeps its feed.
+        try:
+            message = json.loads(text_data or "")
+        except ValueError:
+            await self._error("messages must be JSON objects")
+            return
+        if not isinstance(message, dict):
+            await self._error("messages must be JSON objects")
+            return
+        if "subscribe" in message:
+            await self._subscribe(message["subscribe"])
+        elif "unsubscribe" in message:
+            group = group_for_topic(str(message["unsubscribe"]))
+            if group in self.groups_joined:
+                self.groups_joined.discard(group)
+                await self.channel_layer.group_discard(group, self.channel_name)
+        else:
+            await self._error('expected {"subscribe": topic} or {"unsubscribe": topic}')
+
+    async def _subscribe(self, topic: object) -> None:
+        group = group_for_topic(topic) if isinstance(topic, str) else None
+        if group is None:
+            await self._error(f"unknown topic {topic!r}: use node:<name>, job:<id> or jobs")
+            return
+        if group not in self.groups_joined and len(self.groups_joined) >= MAX_SUBSCRIPTIONS:
+            await self._error(f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection")
+            return
+        self.groups_joined.add(group)
+        await self.channel_layer.group_add(group, self.channel_name)
+        await self.send(text_data=json.dumps({"type": "subscribed", "topic": topic}))
+
+    async def push(self, event: dict) -> None:
+        await self.send(text_data=json.dumps(event["payload"]))
+
+    async def _error(self, message: str) -> None:
+        await self.send(text_data=json.dumps({"type": "error", "error": message}))

@@ -1,0 +1,54 @@
+"""What a job submission may contain, validated once at the edge (web form and REST API alike)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from workers import zoo
+
+MAX_BATCH_SIZE = 4096
+MAX_ITERATIONS = 100_000
+
+BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)]
+
+
+class BenchmarkParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    batch_sizes: list[BatchSize] = Field(default=[32], min_length=1, max_length=16)
+    iterations: int = Field(default=200, ge=1, le=MAX_ITERATIONS)
+
+
+PARAMS_BY_KIND: dict[str, type[BaseModel]] = {"benchmark": BenchmarkParams}
+
+
+class InvalidJob(ValueError):
+    """A submission we refuse, with a message fit to show the user as is."""
+
+
+def validate_submission(kind: object, model: object, params: object) -> tuple[str, str, dict]:
+    """(kind, model, params) made canonical, or InvalidJob naming the first problem."""
+    if not isinstance(kind, str) or kind not in PARAMS_BY_KIND:
+        raise InvalidJob(f"unknown job kind {kind!r}; known kinds: {', '.join(PARAMS_BY_KIND)}")
+    if not isinstance(model, str) or model not in zoo.ZOO:
+        raise InvalidJob(f"unknown model {model!r}; known models: {', '.join(zoo.names())}")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise InvalidJob("params must be a JSON object")
+    try:
+        parsed = PARAMS_BY_KIND[kind].model_validate(params)
+    except ValidationError as exc:
+        raise InvalidJob(describe_validation_error(exc, prefix="params")) from None
+    return kind, model, parsed.model_dump()
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One readable line per problem, e.g. "params.batch_sizes.0: Input should be less than or equal to 4096"."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in ((prefix,) if prefix else ()) + tuple(error["loc"]))
+        lines.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(lines)

@@ -1,0 +1,48 @@
+"""Channel-layer groups and the messages pushed through them to browsers.
+
+Topics a browser can subscribe to over /ws/live:
+  "node:<name>"  live samples of one node
+  "job:<id>"     state and progress of one job
+  "jobs"         every job's state changes (the jobs list)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+_GROUP_SAFE = re.compile(r"[^a-zA-Z0-9\-_.]")
+
+
+def group_for_topic(topic: str) -> str | None:
+    """The channel-layer group of a topic, or None if the topic is not one we serve.
+
+    Group names allow only ASCII letters, digits, '-', '_' and '.', under 100 characters; node
+    names may hold anything, so unsafe names are replaced and disambiguated with a short hash."""
+    kind, _, rest = topic.partition(":")
+    if topic == "jobs":
+        return "jobs"
+    if kind == "job" and rest.isdigit():
+        return f"job.{int(rest)}"
+    if kind == "node" and rest:
+        safe = _GROUP_SAFE.sub("_", rest)[:60]
+        if safe != rest:
+            safe += "." + hashlib.sha1(rest.encode()).hexdigest()[:10]
+        return f"node.{safe}"
+    return None
+
+
+def push(topic: str, payload: dict) -> None:
+    """Send a JSON payload to every browser subscribed to topic (from synchronous code)."""
+    group = group_for_topic(topic)
+    assert group is not None, topic
+    async_to_sync(get_channel_layer().group_send)(group, {"type": "push", "payload": payload})
+
+
+def push_job(job) -> None:
+    payload = {"type": "job", "job": job.to_json()}
+    push(f"job:{job.pk}", payload)
+    push("jobs", payload)

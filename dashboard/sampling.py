@@ -1,0 +1,73 @@
+"""The sampler daemon's Django side: registers this node, pushes each sample to the browsers
+subscribed to it through the Redis channel layer, and records the heartbeat.
+
+The sampling itself is the engine's (workers.sampler); this module only translates."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from dashboard.live import group_for_topic
+from dashboard.models import Node
+from workers.sampler.loop import Sampler
+from workers.sampler.node_info import describe_node
+from workers.sampler.sample import NodeSample
+
+log = logging.getLogger(__name__)
+
+# Static facts (GPUs, driver, torch) change rarely; re-describe the node this often.
+REDESCRIBE_EVERY_S = 60.0
+
+
+class SamplerDaemon:
+    def __init__(self, node_name: str | None = None) -> None:
+        self.node_name = node_name or settings.NODE_NAME
+        self.sampler = Sampler(self.node_name)
+        self.group = group_for_topic(f"node:{self.node_name}")
+        # One event loop for the daemon's life: the channel layer keeps its Redis connections per loop.
+        self.loop = asyncio.new_event_loop()
+        self.layer = get_channel_layer()
+        self._described_at = float("-inf")
+
+    def run(self, stop: threading.Event, interval_s: float | None = None) -> None:
+        interval_s = interval_s or settings.SAMPLE_INTERVAL_S
+        log.info("sampler for node %r every %.2f s; GPUs: %s", self.node_name, interval_s, self.sampler.gpu_status)
+        try:
+            self.sampler.run(self.publish, stop, interval_s)
+        finally:
+            self.loop.run_until_complete(self.layer.flush() if hasattr(self.layer, "flush") else asyncio.sleep(0))
+            self.loop.close()
+
+    def publish(self, sample: NodeSample) -> None:
+        payload = {"type": "sample", **sample.to_json()}
+        try:
+            self.loop.run_until_complete(self.layer.group_send(self.group, {"type": "push", "payload": payload}))
+        except Exception as exc:  # Redis away: keep sampling, the heartbeat still goes to the database
+            log.warning("could not publish a sample: %s", exc)
+        self.record_heartbeat(sample)
+
+    def record_heartbeat(self, sample: NodeSample) -> None:
+        close_old_connections()  # drop a connection the database closed, instead of failing forever
+        try:
+            now = timezone.now()
+            if time.monotonic() - self._described_at > REDESCRIBE_EVERY_S:
+                self._register(sample, now)
+            elif not Node.objects.filter(name=self.node_name).update(last_seen=now, gpu_status=sample.gpu_status):
+                self._register(sample, now)
+        except Exception as exc:  # database locked or away: the next tick tries again
+            log.warning("could not record the heartbeat: %s", exc)
+
+    def _register(self, sample: NodeSample, now) -> None:
+        info = describe_node(self.node_name, self.sampler.nvml)
+        Node.objects.update_or_create(
+            name=self.node_name, defaults={"info": info, "gpu_status": sample.gpu_status, "last_seen": now}
+        )
+        self._described_at = time.monotonic()

@@ -1,0 +1,126 @@
+"""HTML pages (all behind login) and the unauthenticated health check."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from dashboard.actions import do_submit_job
+from dashboard.forms import BenchmarkForm
+from dashboard.models import Job, Node
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    node = Node.objects.filter(name=settings.NODE_NAME).first() or Node.objects.order_by("-last_seen").first()
+    context = {
+        "node": node,
+        "nodes": Node.objects.all(),
+        "form": BenchmarkForm(),
+        "recent_jobs": Job.objects.all()[:10],
+    }
+    return render(request, "dashboard/home.html", context)
+
+
+@login_required
+def benchmark(request: HttpRequest) -> HttpResponse:
+    form = BenchmarkForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        job = do_submit_job(request.user, "benchmark", data["model"], data["params"])
+        return redirect("dashboard:job", job_id=job.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "dashboard/benchmark.html", {"form": form}, status=status)
+
+
+@login_required
+def jobs(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/jobs.html", {"jobs": Job.objects.all()[:100]})
+
+
+@login_required
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(Job, pk=job_id)
+    return render(request, "dashboard/job.html", {"job": job})
+
+
+@login_required
+def job_result_fragment(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The result part of the job page, fetched once when the WebSocket says the job ended."""
+    job = get_object_or_404(Job, pk=job_id)
+    return render(request, "dashboard/_job_result.html", {"job": job})
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """State of the database, Redis, Celery workers and the sampler; 200 when all are fine, else 503."""
+    checks = {
+        "database": _check_database(),
+        "redis": _check_redis(),
+        "workers": _check_workers(),
+        "sampler": _check_sampler(),
+    }
+    healthy = all(check["ok"] for check in checks.values())
+    return JsonResponse({"ok": healthy, **checks}, status=200 if healthy else 503)
+
+
+def _timed(check):
+    started = time.perf_counter()
+    try:
+        details = check()
+    except Exception as exc:
+        details = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    details["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return details
+
+
+def _check_database() -> dict:
+    def check():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return {"ok": True, "vendor": connection.vendor}
+
+    return _timed(check)
+
+
+def _check_redis() -> dict:
+    import redis
+
+    def check():
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return {"ok": True}
+
+    return _timed(check)
+
+
+def _check_workers() -> dict:
+    from perfmon.celery import app
+
+    def check():
+        replies = app.control.ping(timeout=0.5) or []
+        names = sorted(name for reply in replies for name in reply)
+        return {"ok": bool(names), "count": len(names), "names": names}
+
+    return _timed(check)
+
+
+def _check_sampler() -> dict:
+    def check():
+        node = Node.objects.order_by("-last_seen").first()
+        if node is None:
+            return {"ok": False, "error": "no sampler has reported yet"}
+        return {"ok": node.is_online, "node": node.name, "last_seen_age_s": round(node.last_seen_age_s, 1)}
+
+    return _timed(check)

@@ -1,0 +1,1 @@
+"""perfmon: see and fix the performance of PyTorch models on GPU nodes."""

@@ -1,0 +1,203 @@
+"""The `perfmon` command line.
+
+  perfmon up      the whole stack on this machine: web server, sampler, Celery worker and beat
+  perfmon agent   a GPU node joining a central perfmon: sampler and Celery worker
+  perfmon token   print a new API token for a user
+  perfmon manage  Django's management commands (migrate, createsuperuser, ...)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="perfmon", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run the whole stack on this machine")
+    up.add_argument("--port", type=int, default=int(os.environ.get("PERFMON_PORT", "8000")))
+    up.add_argument("--host", default=os.environ.get("PERFMON_HOST", "127.0.0.1"),
+                    help="address to listen on (default 127.0.0.1; 0.0.0.0 to serve other machines)")
+    up.add_argument("--data-dir", help="where the database, secret key and private Redis live (default ./var)")
+
+    agent = commands.add_parser("agent", help="run the sampler and a Celery worker on a GPU node")
+    agent.add_argument("--redis", help="the central Redis (env REDIS_URL)")
+    agent.add_argument("--database", help="the central database (env DATABASE_URL)")
+    agent.add_argument("--name", help="node name (env PERFMON_NODE_NAME, default: hostname)")
+    agent.add_argument("--data-dir")
+
+    token = commands.add_parser("token", help="print a new API token for a user")
+    token.add_argument("username")
+    token.add_argument("--data-dir")
+
+    commands.add_parser("sampler", help="(internal) run only the sampler daemon")
+    manage = commands.add_parser("manage", help="Django management commands", add_help=False)
+    manage.add_argument("args", nargs=argparse.REMAINDER)
+
+    args = parser.parse_args(argv)
+    if getattr(args, "data_dir", None):
+        os.environ["PERFMON_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
+    handler = {"up": cmd_up, "agent": cmd_agent, "token": cmd_token, "sampler": cmd_sampler, "manage": cmd_manage}
+    return handler[args.command](args)
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "perfmon.settings")
+    import django
+
+    django.setup()
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def _worker_argv(queues: str, name: str, concurrency: int = 1, pool: str = "prefork") -> list[str]:
+    from django.conf import settings
+
+    return _python(
+        "-m", "celery", "-A", "perfmon", "worker", "-Q", queues, "-c", str(concurrency), "-P", pool,
+        "-n", f"{name}@{settings.NODE_NAME}", "--without-gossip", "--without-mingle", "-l", "INFO",
+    )
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from perfmon.env import data_dir
+    from perfmon.private_redis import PrivateRedis
+    from perfmon.supervisor import Supervisor
+
+    directory = data_dir()
+    os.environ["PERFMON_DATA_DIR"] = str(directory)
+    redis = None
+    if not os.environ.get("REDIS_URL"):
+        redis = PrivateRedis(directory / "redis").start()
+        os.environ["REDIS_URL"] = redis.url
+        print(f"perfmon: no REDIS_URL set, started a private Redis at {redis.url}", flush=True)
+    try:
+        _setup_django()
+        _prepare_database()
+        from django.conf import settings
+
+        stack = Supervisor(env=dict(os.environ))
+        stack.add("web", _python("-m", "uvicorn", "perfmon.asgi:application", "--host", args.host,
+                                 "--port", str(args.port), "--lifespan", "off", "--no-access-log"))
+        stack.add("sampler", _python("-m", "perfmon.cli", "sampler"))
+        stack.add("worker", _worker_argv("jobs", "jobs"))
+        # Maintenance (orphaned-job sweeps) has its own worker so a long benchmark cannot delay it.
+        stack.add("maintenance", _worker_argv("maintenance", "maintenance", pool="threads"))
+        stack.add("beat", _python("-m", "celery", "-A", "perfmon", "beat", "-l", "INFO",
+                                  "-s", str(settings.DATA_DIR / "celerybeat-schedule")))
+        stack.start()
+        wildcard = args.host in ("0.0.0.0", "::")
+        probe = f"http://{'127.0.0.1' if wildcard else args.host}:{args.port}/healthz"
+        url = f"http://{'localhost' if wildcard or args.host == '127.0.0.1' else args.host}:{args.port}/"
+        announced = False
+
+        def announce_when_ready() -> None:
+            nonlocal announced
+            if not announced and _answers(probe):
+                announced = True
+                print(f"perfmon: dashboard at {url}  (Ctrl-C stops everything)", flush=True)
+
+        return stack.wait(on_tick=announce_when_ready)
+    finally:
+        if redis:
+            redis.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=0.5)
+    except urllib.error.HTTPError:
+        return True  # 503 while workers warm up still means the server answers
+    except OSError:
+        return False
+    return True
+
+
+def _prepare_database() -> None:
+    """Migrations, static files and the first admin user."""
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    users = get_user_model()
+    if users.objects.filter(is_superuser=True).exists():
+        return
+    username = os.environ.get("PERFMON_ADMIN_USER") or "admin"
+    password = os.environ.get("PERFMON_ADMIN_PASSWORD")
+    generated = secrets.token_urlsafe(12)
+    users.objects.create_superuser(username=username, email="", password=password or generated)
+    if password:
+        print(f"perfmon: created admin user {username!r} with the password from PERFMON_ADMIN_PASSWORD", flush=True)
+    else:
+        print(f"perfmon: created admin user {username!r} with password {generated}  (shown once; change it in /admin/)", flush=True)
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from perfmon.supervisor import Supervisor
+
+    if args.redis:
+        os.environ["REDIS_URL"] = args.redis
+    if args.database:
+        os.environ["DATABASE_URL"] = args.database
+    if args.name:
+        os.environ["PERFMON_NODE_NAME"] = args.name
+    if not os.environ.get("REDIS_URL"):
+        print("perfmon agent: give the central Redis with --redis or REDIS_URL", file=sys.stderr)
+        return 2
+    _setup_django()
+    stack = Supervisor(env=dict(os.environ))
+    stack.add("sampler", _python("-m", "perfmon.cli", "sampler"))
+    stack.add("worker", _worker_argv("jobs", "jobs"))
+    stack.start()
+    return stack.wait()
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    _setup_django()
+    from django.contrib.auth import get_user_model
+
+    from dashboard.models import ApiToken
+
+    user = get_user_model().objects.filter(username=args.username).first()
+    if user is None:
+        print(f"perfmon token: no user named {args.username!r}", file=sys.stderr)
+        return 2
+    _token, raw = ApiToken.issue(user)
+    print(raw)
+    return 0
+
+
+def cmd_sampler(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    _setup_django()
+    from dashboard.sampling import SamplerDaemon
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    SamplerDaemon().run(stop)
+    return 0
+
+
+def cmd_manage(args: argparse.Namespace) -> int:
+    _setup_django()
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["perfmon manage", *args.args])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+// One WebSocket per page to /ws/live. Pages call perfmonLive.subscribe(topic, handler);
+// the socket reconnects by itself with exponential backoff and re-subscribes, and the
+// header shows whether the feed is live.
+(function () {
+  "use strict";
+  const handlers = new Map(); // topic -> [handler]
+  const stateEl = document.getElementById("connection-state");
+  let socket = null;
+  let retryMs = 500;
+
+  function setState(state, text) {
+    if (!stateEl) return;
+    stateEl.dataset.state = state;
+    stateEl.textContent = text;
+  }
+
+  function topicOf(message) {
+    if (message.type === "sample") return "node:" + message.node;
+    if (message.type === "job" || message.type === "progress") {
+      return "job:" + (message.job ? message.job.id : message.job_id);
+    }
+    return null;
+  }
+
+  function dispatch(message) {
+    const topic = topicOf(message);
+    const targets = (handlers.get(topic) || []).concat(message.type === "job" ? handlers.get("jobs") || [] : []);
+    targets.forEach((handler) => handler(message));
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + "/ws/live");
+    socket.onopen = () => {
+      retryMs = 500;
+      setState("live", "live");
+      handlers.forEach((_, topic) => socket.send(JSON.stringify({ subscribe: topic })));
+    };
+    socket.onmessage = (event) => {
+      let message;
+      try { message = JSON.parse(event.data); } catch (e) { return; }
+      if (message.type === "error") { console.warn("perfmon live:", message.error); return; }
+      dispatch(message);
+    };
+    socket.onclose = (event) => {
+      if (event.code === 4401) { // the session ended: log in again
+        location.href = "/login/?next=" + encodeURIComponent(location.pathname);
+        return;
+      }
+      setState("reconnecting", "reconnecting…");
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 15000);
+    };
+  }
+
+  window.perfmonLive = {
+    subscribe(topic, handler) {
+      const first = !handlers.has(topic);
+      handlers.set(topic, (handlers.get(topic) || []).concat([handler]));
+      if (first && socket && socket.readyState === WebSocket.OPEN) {
+        socket.send(JSON.stringify({ subscribe: topic }));
+      }
+    },
+  };
+  connect();
+})();

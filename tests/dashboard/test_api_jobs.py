@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import json
+
+from dashboard.models import Job, JobStatus
+from tests.dashboard.base import BaseTestCase
+
+GOOD = {"kind": "benchmark", "model": "SimpleModel", "params": {"batch_sizes": [32], "iterations": 200}}
+
+
+class SubmitJobTestCase(BaseTestCase):
+    def post(self, body, **headers):
+        data = body if isinstance(body, str) else json.dumps(body)
+        with self.captureOnCommitCallbacks(execute=False):
+            return self.client.post("/api/jobs", data=data, content_type="application/json", **headers)
+
+    def test_it_queues_a_benchmark(self):
+        response = self.post(GOOD, **self.bearer())
+        self.assertEqual(response.status_code, 201)
+        body = response.json()
+        self.assertEqual(body["status"], "queued")
+        job = Job.objects.get(pk=body["id"])
+        self.assertEqual((job.kind, job.model_name, job.owner), ("benchmark", "SimpleModel", self.alice))
+        self.assertEqual(job.params, {"batch_sizes": [32], "iterations": 200})
+
+    def test_it_accepts_a_session(self):
+        self.client.force_login(self.alice)
+        self.assertEqual(self.post(GOOD).status_code, 201)
+
+    def test_it_requires_authentication(self):
+        response = self.post(GOOD)
+        self.assertEqual(response.status_code, 401)
+        self.assertIn("authentication required", response.json()["error"])
+        self.assertFalse(Job.objects.exists())
+
+    def test_it_rejects_an_unknown_token(self):
+        self.assertEqual(self.post(GOOD, **self.bearer("pm_not-a-real-token")).status_code, 401)
+
+    def assert_rejected(self, body, *fragments):
+        response = self.post(body, **self.bearer())
+        self.assertEqual(response.status_code, 400, response.content)
+        error = response.json()["error"]
+        for fragment in fragments:
+            self.assertIn(fragment, error)
+        self.assertFalse(Job.objects.exists(), "a rejected submission must store nothing")
+
+    def test_it_rejects_an_unknown_model(self):
+        self.assert_rejected({**GOOD, "model": "ResNet9000"}, "unknown model 'ResNet9000'", "SimpleModel")
+
+    def test_it_rejects_an_unknown_kind(self):
+        self.assert_rejected({**GOOD, "kind": "teleport"}, "unknown job kind 'teleport'")
+
+    def test_it_rejects_batch_sizes_out_of_range(self):
+        self.assert_rejected({**GOOD, "params": {"batch_sizes": [0]}}, "batch_sizes.0", "greater than or equal to 1")
+        self.assert_rejected({**GOOD, "params": {"batch_sizes": [4097]}}, "less than or equal to 4096")
+        self.assert_rejected({**GOOD, "params": {"batch_sizes": []}}, "batch_sizes")
+
+    def test_it_rejects_iterations_out_of_range(self):
+        self.assert_rejected({**GOOD, "params": {"iterations": 0}}, "iterations")
+        self.assert_rejected({**GOOD, "params": {"iterations": 100_001}}, "less than or equal to 100000")
+
+    def test_it_rejects_wrongly_typed_params(self):
+        self.assert_rejected({**GOOD, "params": {"iterations": "many"}}, "iterations")
+        self.assert_rejected({**GOOD, "params": {"batch_sizes": 32}}, "batch_sizes")
+        self.assert_rejected({**GOOD, "params": {"threads": 2, "batch_sizes": [1]}}, "threads")
+
+    def test_it_rejects_malformed_json(self):
+        self.assert_rejected('{"kind": "benchmark", ', "malformed JSON")
+
+    def test_it_rejects_a_body_missing_fields(self):
+        self.assert_rejected({"kind": "benchmark"}, "model")
+
+
+class GetJobTestCase(BaseTestCase):
+    def test_it_shows_a_job(self):
+        job = Job.objects.create(kind="benchmark", model_name="SimpleModel", params={"batch_sizes": [1], "iterations": 5})
+        body = self.client.get(f"/api/jobs/{job.pk}", **self.bearer()).json()
+        expected = {"id", "kind", "model", "status", "progress", "result", "error", "created_at", "started_at", "finished_at"}
+        self.assertTrue(expected <= body.keys(), body.keys())
+        self.assertEqual((body["id"], body["status"], body["model"]), (job.pk, JobStatus.QUEUED, "SimpleModel"))
+
+    def test_it_answers_404_for_a_missing_job(self):
+        response = self.client.get("/api/jobs/999999", **self.bearer())
+        self.assertEqual(response.status_code, 404)
+        self.assertEqual(response.json(), {"error": "job 999999 not found"})
+
+    def test_it_requires_authentication(self):
+        self.assertEqual(self.client.get("/api/jobs/1").status_code, 401)
+
+    def test_the_openapi_schema_lists_the_job_endpoints(self):
+        schema = self.client.get("/api/openapi.json", **self.bearer()).json()
+        self.assertIn("/api/jobs", schema["paths"])
+        self.assertIn("/api/jobs/{job_id}", schema["paths"])

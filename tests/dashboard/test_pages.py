@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from dashboard.models import Job
+from tests.dashboard.base import BaseTestCase
+
+
+class PagesTestCase(BaseTestCase):
+    def test_pages_redirect_anonymous_users_to_login(self):
+        for url in ["/", "/benchmark/", "/jobs/", "/jobs/1/"]:
+            response = self.client.get(url)
+            self.assertEqual(response.status_code, 302, url)
+            self.assertTrue(response["Location"].startswith("/login/?next="), url)
+
+    def test_login_leads_to_the_dashboard(self):
+        response = self.client.post("/login/", {"username": "alice", "password": "wonderland-42"}, follow=True)
+        self.assertContains(response, 'id="host-chart"')
+        self.assertContains(response, 'data-node="gpu-node-1"')
+
+    def test_a_wrong_password_is_refused(self):
+        response = self.client.post("/login/", {"username": "alice", "password": "nope"})
+        self.assertContains(response, "didn't match")
+
+    def test_the_chart_script_is_served_locally(self):
+        self.client.force_login(self.alice)
+        page = self.client.get("/").content.decode()
+        self.assertIn("/static/vendor/chart.umd.min.js", page)
+        self.assertNotIn("cdn", page.lower())
+        self.assertEqual(self.client.get("/static/vendor/chart.umd.min.js").status_code, 200)
+
+
+class BenchmarkFormTestCase(BaseTestCase):
+    def setUp(self):
+        self.client.force_login(self.alice)
+
+    def submit(self, **fields):
+        data = {"model": "SimpleModel", "batch_size": 32, "iterations": 200, **fields}
+        with self.captureOnCommitCallbacks(execute=False):
+            return self.client.post("/benchmark/", data)
+
+    def test_it_creates_a_job_and_shows_its_page(self):
+        response = self.submit(model="StudentModel", batch_size=8, iterations=50)
+        job = Job.objects.get()
+        self.assertRedirects(response, f"/jobs/{job.pk}/", fetch_redirect_response=False)
+        self.assertEqual(job.params, {"batch_sizes": [8], "iterations": 50})
+        page = self.client.get(f"/jobs/{job.pk}/")
+        self.assertContains(page, "StudentModel")
+        self.assertContains(page, 'id="job-progress"')
+
+    def test_it_lists_the_zoo(self):
+        page = self.client.get("/benchmark/").content.decode()
+        for name in ["PerformanceTestModel", "SimpleModel", "TeacherModel", "StudentModel"]:
+            self.assertIn(f'value="{name}"', page)
+
+    def test_it_rejects_bad_input_with_400_and_stores_nothing(self):
+        for fields, message in [
+            ({"model": "Nope"}, "Select a valid choice"),
+            ({"batch_size": 0}, "greater than or equal to 1"),
+            ({"batch_size": 4097}, "less than or equal to 4096"),
+            ({"iterations": 100_001}, "less than or equal to 100000"),
+            ({"iterations": "x"}, "Enter a whole number"),
+        ]:
+            response = self.submit(**fields)
+            self.assertContains(response, message, status_code=400)
+        self.assertFalse(Job.objects.exists())

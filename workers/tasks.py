@@ -1,0 +1,95 @@
+"""Celery tasks: thin translations between the database and the engine (no measuring here)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from dashboard import live
+from dashboard.actions import do_finish_job
+from dashboard.models import Job, JobStatus
+from workers import zoo
+from workers.bench.harness import BenchSpec, Cancelled, run_benchmark as run_benchmark_engine
+
+log = logging.getLogger(__name__)
+
+# A running job whose worker has not answered for this long is failed as "worker lost".
+ORPHAN_GRACE = timedelta(seconds=60)
+
+
+@shared_task(name="perfmon.run_benchmark", bind=True, acks_late=True, max_retries=0)
+def run_benchmark(self, job_id: int) -> str:
+    claimed = Job.objects.filter(id=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING,
+        started_at=timezone.now(),
+        node_name=settings.NODE_NAME,
+        worker_hostname=self.request.hostname or "",
+        step="starting",
+    )
+    if not claimed:  # cancelled while queued, or a redelivery of a job another worker has
+        return "skipped"
+    job = Job.objects.get(id=job_id)
+    live.push_job(job)
+    try:
+        entry = zoo.get(job.model_name)
+        spec = BenchSpec(batch_sizes=tuple(job.params["batch_sizes"]), iterations=job.params["iterations"])
+        result = run_benchmark_engine(
+            entry.build(), entry.input_spec, spec, on_progress=_progress_reporter(job_id), should_stop=_cancel_checker(job_id)
+        )
+    except Cancelled:
+        do_finish_job(job_id, JobStatus.CANCELLED, error="cancelled")
+        return "cancelled"
+    except Exception as exc:
+        log.exception("job %s failed", job_id)
+        do_finish_job(job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return "failed"
+    do_finish_job(job_id, JobStatus.SUCCEEDED, result=result.to_json())
+    return "succeeded"
+
+
+def _progress_reporter(job_id: int):
+    def report(fraction: float, step: str) -> None:
+        Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(progress_percent=fraction * 100, step=step)
+        live.push(
+            f"job:{job_id}",
+            {"type": "progress", "job_id": job_id, "progress": round(fraction * 100, 1), "step": step},
+        )
+
+    return report
+
+
+def _cancel_checker(job_id: int, every_s: float = 1.0):
+    last = {"checked": 0.0, "stop": False}
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if now - last["checked"] >= every_s:
+            last["checked"] = now
+            last["stop"] = not Job.objects.filter(id=job_id, status=JobStatus.RUNNING).exists()
+        return last["stop"]
+
+    return should_stop
+
+
+@shared_task(name="perfmon.fail_orphaned_jobs", queue="maintenance")
+def fail_orphaned_jobs() -> int:
+    """Fail running jobs whose worker died, so that no job stays "running" forever."""
+    from perfmon.celery import app
+
+    running = list(Job.objects.filter(status=JobStatus.RUNNING, started_at__lt=timezone.now() - ORPHAN_GRACE))
+    if not running:
+        return 0
+    replies = app.control.ping(timeout=1.0) or []
+    alive = {name for reply in replies for name in reply}
+    failed = 0
+    for job in running:
+        task_state = app.AsyncResult(job.celery_task_id).state if job.celery_task_id else "UNKNOWN"
+        if job.worker_hostname not in alive or task_state in {"FAILURE", "REVOKED"}:
+            do_finish_job(job.pk, JobStatus.FAILED, error="worker lost: the worker running this job stopped")
+            failed += 1
+    return failed
