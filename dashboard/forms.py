@@ -22,7 +22,9 @@ class BenchmarkForm(forms.Form):
         # The same rules as the API, so the two can never disagree.
         try:
             _, _, data["params"] = validate_submission(
-                "benchmark", data["model"], {"batch_sizes": [data["batch_size"]], "iterations": data["iterations"]}
+                "benchmark",
+                data["model"],
+                {"batch_sizes": [data["batch_size"]], "iterations": data["iterations"]},
             )
         except InvalidJob as exc:
             raise forms.ValidationError(str(exc)) from None

@@ -54,7 +54,9 @@ class Job(models.Model):
     kind = models.CharField(max_length=32, choices=JobKind.choices)
     model_name = models.CharField(max_length=200)
     params = models.JSONField(default=dict)
-    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
+    status = models.CharField(
+        max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
+    )
     progress_percent = models.FloatField(default=0.0)
     step = models.CharField(max_length=200, default="", blank=True, help_text="what the worker is doing now")
     result = models.JSONField(null=True, blank=True)

@@ -39,17 +39,23 @@ class SamplerDaemon:
 
     def run(self, stop: threading.Event, interval_s: float | None = None) -> None:
         interval_s = interval_s or settings.SAMPLE_INTERVAL_S
-        log.info("sampler for node %r every %.2f s; GPUs: %s", self.node_name, interval_s, self.sampler.gpu_status)
+        log.info(
+            "sampler for node %r every %.2f s; GPUs: %s", self.node_name, interval_s, self.sampler.gpu_status
+        )
         try:
             self.sampler.run(self.publish, stop, interval_s)
         finally:
-            self.loop.run_until_complete(self.layer.flush() if hasattr(self.layer, "flush") else asyncio.sleep(0))
+            self.loop.run_until_complete(
+                self.layer.flush() if hasattr(self.layer, "flush") else asyncio.sleep(0)
+            )
             self.loop.close()
 
     def publish(self, sample: NodeSample) -> None:
         payload = {"type": "sample", **sample.to_json()}
         try:
-            self.loop.run_until_complete(self.layer.group_send(self.group, {"type": "push", "payload": payload}))
+            self.loop.run_until_complete(
+                self.layer.group_send(self.group, {"type": "push", "payload": payload})
+            )
         except Exception as exc:  # Redis away: keep sampling, the heartbeat still goes to the database
             log.warning("could not publish a sample: %s", exc)
         self.record_heartbeat(sample)
@@ -58,15 +64,15 @@ class SamplerDaemon:
         close_old_connections()  # drop a connection the database closed, instead of failing forever
         try:
             now = timezone.now()
-            if time.monotonic() - self._described_at > REDESCRIBE_EVERY_S:
-                self._register(sample, now)
-            elif not Node.objects.filter(name=self.node_name).update(last_seen=now, gpu_status=sample.gpu_status):
+            if time.monotonic() - self._described_at > REDESCRIBE_EVERY_S or not Node.objects.filter(
+                name=self.node_name
+            ).update(last_seen=now, gpu_status=sample.gpu_status):
                 self._register(sample, now)
         except Exception as exc:  # database locked or away: the next tick tries again
             log.warning("could not record the heartbeat: %s", exc)
 
     def _register(self, sample: NodeSample, now) -> None:
-        info = describe_node(self.node_name, self.sampler.nvml)
+        info = describe_node(self.node_name, self.sampler.nvml, sample.gpu_status)
         Node.objects.update_or_create(
             name=self.node_name, defaults={"info": info, "gpu_status": sample.gpu_status, "last_seen": now}
         )

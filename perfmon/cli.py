@@ -1,9 +1,9 @@
 """The `perfmon` command line.
 
-  perfmon up      the whole stack on this machine: web server, sampler, Celery worker and beat
-  perfmon agent   a GPU node joining a central perfmon: sampler and Celery worker
-  perfmon token   print a new API token for a user
-  perfmon manage  Django's management commands (migrate, createsuperuser, ...)
+perfmon up      the whole stack on this machine: web server, sampler, Celery worker and beat
+perfmon agent   a GPU node joining a central perfmon: sampler and Celery worker
+perfmon token   print a new API token for a user
+perfmon manage  Django's management commands (migrate, createsuperuser, ...)
 """
 
 from __future__ import annotations
@@ -18,14 +18,21 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="perfmon", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="perfmon", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="run the whole stack on this machine")
     up.add_argument("--port", type=int, default=int(os.environ.get("PERFMON_PORT", "8000")))
-    up.add_argument("--host", default=os.environ.get("PERFMON_HOST", "127.0.0.1"),
-                    help="address to listen on (default 127.0.0.1; 0.0.0.0 to serve other machines)")
-    up.add_argument("--data-dir", help="where the database, secret key and private Redis live (default ./var)")
+    up.add_argument(
+        "--host",
+        default=os.environ.get("PERFMON_HOST", "127.0.0.1"),
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 to serve other machines)",
+    )
+    up.add_argument(
+        "--data-dir", help="where the database, secret key and private Redis live (default ./var)"
+    )
 
     agent = commands.add_parser("agent", help="run the sampler and a Celery worker on a GPU node")
     agent.add_argument("--redis", help="the central Redis (env REDIS_URL)")
@@ -44,7 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "data_dir", None):
         os.environ["PERFMON_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
-    handler = {"up": cmd_up, "agent": cmd_agent, "token": cmd_token, "sampler": cmd_sampler, "manage": cmd_manage}
+    handler = {
+        "up": cmd_up,
+        "agent": cmd_agent,
+        "token": cmd_token,
+        "sampler": cmd_sampler,
+        "manage": cmd_manage,
+    }
     return handler[args.command](args)
 
 
@@ -63,8 +76,23 @@ def _worker_argv(queues: str, name: str, concurrency: int = 1, pool: str = "pref
     from django.conf import settings
 
     return _python(
-        "-m", "celery", "-A", "perfmon", "worker", "-Q", queues, "-c", str(concurrency), "-P", pool,
-        "-n", f"{name}@{settings.NODE_NAME}", "--without-gossip", "--without-mingle", "-l", "INFO",
+        "-m",
+        "celery",
+        "-A",
+        "perfmon",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "-P",
+        pool,
+        "-n",
+        f"{name}@{settings.NODE_NAME}",
+        "--without-gossip",
+        "--without-mingle",
+        "-l",
+        "INFO",
     )
 
 
@@ -86,14 +114,39 @@ def cmd_up(args: argparse.Namespace) -> int:
         from django.conf import settings
 
         stack = Supervisor(env=dict(os.environ))
-        stack.add("web", _python("-m", "uvicorn", "perfmon.asgi:application", "--host", args.host,
-                                 "--port", str(args.port), "--lifespan", "off", "--no-access-log"))
+        stack.add(
+            "web",
+            _python(
+                "-m",
+                "uvicorn",
+                "perfmon.asgi:application",
+                "--host",
+                args.host,
+                "--port",
+                str(args.port),
+                "--lifespan",
+                "off",
+                "--no-access-log",
+            ),
+        )
         stack.add("sampler", _python("-m", "perfmon.cli", "sampler"))
         stack.add("worker", _worker_argv("jobs", "jobs"))
         # Maintenance (orphaned-job sweeps) has its own worker so a long benchmark cannot delay it.
         stack.add("maintenance", _worker_argv("maintenance", "maintenance", pool="threads"))
-        stack.add("beat", _python("-m", "celery", "-A", "perfmon", "beat", "-l", "INFO",
-                                  "-s", str(settings.DATA_DIR / "celerybeat-schedule")))
+        stack.add(
+            "beat",
+            _python(
+                "-m",
+                "celery",
+                "-A",
+                "perfmon",
+                "beat",
+                "-l",
+                "INFO",
+                "-s",
+                str(settings.DATA_DIR / "celerybeat-schedule"),
+            ),
+        )
         stack.start()
         wildcard = args.host in ("0.0.0.0", "::")
         probe = f"http://{'127.0.0.1' if wildcard else args.host}:{args.port}/healthz"
@@ -137,9 +190,15 @@ def _prepare_database() -> None:
     generated = secrets.token_urlsafe(12)
     users.objects.create_superuser(username=username, email="", password=password or generated)
     if password:
-        print(f"perfmon: created admin user {username!r} with the password from PERFMON_ADMIN_PASSWORD", flush=True)
+        print(
+            f"perfmon: created admin user {username!r} with the password from PERFMON_ADMIN_PASSWORD",
+            flush=True,
+        )
     else:
-        print(f"perfmon: created admin user {username!r} with password {generated}  (shown once; change it in /admin/)", flush=True)
+        print(
+            f"perfmon: created admin user {username!r} with password {generated}  (shown once; change it in /admin/)",
+            flush=True,
+        )
 
 
 def cmd_agent(args: argparse.Namespace) -> int:

@@ -32,7 +32,9 @@ class Supervisor:
     def start(self) -> None:
         for child in self.children:
             # Own process group: Ctrl-C reaches only us, and we stop the children in order.
-            child.process = subprocess.Popen(child.argv, env=self.env, stdin=subprocess.DEVNULL, preexec_fn=os.setpgrp)
+            child.process = subprocess.Popen(
+                child.argv, env=self.env, stdin=subprocess.DEVNULL, preexec_fn=os.setpgrp
+            )
 
     def _request_stop(self, signum: int, _frame) -> None:
         self._stop_requested = signum
@@ -45,7 +47,9 @@ class Supervisor:
         while self._stop_requested is None:
             dead = next((c for c in self.children if c.process and c.process.poll() is not None), None)
             if dead is not None:
-                self.log(f"{dead.name} exited unexpectedly with code {dead.process.returncode}; stopping the stack")
+                self.log(
+                    f"{dead.name} exited unexpectedly with code {dead.process.returncode}; stopping the stack"
+                )
                 code = 1
                 break
             if on_tick:

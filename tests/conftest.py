@@ -12,7 +12,9 @@ def pytest_collection_modifyitems(config, items):
             import torch
 
             if not torch.cuda.is_available():
-                item.add_marker(pytest.mark.skip(reason="needs CUDA; torch.cuda.is_available() is false here"))
+                item.add_marker(
+                    pytest.mark.skip(reason="needs CUDA; torch.cuda.is_available() is false here")
+                )
 
 
 @pytest.fixture

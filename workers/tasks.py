@@ -14,7 +14,6 @@ from dashboard import live
 from dashboard.actions import do_finish_job
 from dashboard.models import Job, JobStatus
 from workers import zoo
-from workers.bench.harness import BenchSpec, Cancelled, run_benchmark as run_benchmark_engine
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +34,20 @@ def run_benchmark(self, job_id: int) -> str:
         return "skipped"
     job = Job.objects.get(id=job_id)
     live.push_job(job)
+    # Imported here, not at the top: beat and the maintenance worker import this module too and
+    # should not carry torch (about 250 MB) for tasks they never run.
+    from workers.bench.harness import BenchSpec, Cancelled
+    from workers.bench.harness import run_benchmark as run_benchmark_engine
+
     try:
         entry = zoo.get(job.model_name)
         spec = BenchSpec(batch_sizes=tuple(job.params["batch_sizes"]), iterations=job.params["iterations"])
         result = run_benchmark_engine(
-            entry.build(), entry.input_spec, spec, on_progress=_progress_reporter(job_id), should_stop=_cancel_checker(job_id)
+            entry.build(),
+            entry.input_spec,
+            spec,
+            on_progress=_progress_reporter(job_id),
+            should_stop=_cancel_checker(job_id),
         )
     except Cancelled:
         do_finish_job(job_id, JobStatus.CANCELLED, error="cancelled")
@@ -54,7 +62,9 @@ def run_benchmark(self, job_id: int) -> str:
 
 def _progress_reporter(job_id: int):
     def report(fraction: float, step: str) -> None:
-        Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(progress_percent=fraction * 100, step=step)
+        Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(
+            progress_percent=fraction * 100, step=step
+        )
         live.push(
             f"job:{job_id}",
             {"type": "progress", "job_id": job_id, "progress": round(fraction * 100, 1), "step": step},

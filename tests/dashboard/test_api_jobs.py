@@ -51,7 +51,9 @@ class SubmitJobTestCase(BaseTestCase):
         self.assert_rejected({**GOOD, "kind": "teleport"}, "unknown job kind 'teleport'")
 
     def test_it_rejects_batch_sizes_out_of_range(self):
-        self.assert_rejected({**GOOD, "params": {"batch_sizes": [0]}}, "batch_sizes.0", "greater than or equal to 1")
+        self.assert_rejected(
+            {**GOOD, "params": {"batch_sizes": [0]}}, "batch_sizes.0", "greater than or equal to 1"
+        )
         self.assert_rejected({**GOOD, "params": {"batch_sizes": [4097]}}, "less than or equal to 4096")
         self.assert_rejected({**GOOD, "params": {"batch_sizes": []}}, "batch_sizes")
 
@@ -73,11 +75,26 @@ class SubmitJobTestCase(BaseTestCase):
 
 class GetJobTestCase(BaseTestCase):
     def test_it_shows_a_job(self):
-        job = Job.objects.create(kind="benchmark", model_name="SimpleModel", params={"batch_sizes": [1], "iterations": 5})
+        job = Job.objects.create(
+            kind="benchmark", model_name="SimpleModel", params={"batch_sizes": [1], "iterations": 5}
+        )
         body = self.client.get(f"/api/jobs/{job.pk}", **self.bearer()).json()
-        expected = {"id", "kind", "model", "status", "progress", "result", "error", "created_at", "started_at", "finished_at"}
+        expected = {
+            "id",
+            "kind",
+            "model",
+            "status",
+            "progress",
+            "result",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        }
         self.assertTrue(expected <= body.keys(), body.keys())
-        self.assertEqual((body["id"], body["status"], body["model"]), (job.pk, JobStatus.QUEUED, "SimpleModel"))
+        self.assertEqual(
+            (body["id"], body["status"], body["model"]), (job.pk, JobStatus.QUEUED, "SimpleModel")
+        )
 
     def test_it_answers_404_for_a_missing_job(self):
         response = self.client.get("/api/jobs/999999", **self.bearer())

@@ -12,7 +12,9 @@ class PagesTestCase(BaseTestCase):
             self.assertTrue(response["Location"].startswith("/login/?next="), url)
 
     def test_login_leads_to_the_dashboard(self):
-        response = self.client.post("/login/", {"username": "alice", "password": "wonderland-42"}, follow=True)
+        response = self.client.post(
+            "/login/", {"username": "alice", "password": "wonderland-42"}, follow=True
+        )
         self.assertContains(response, 'id="host-chart"')
         self.assertContains(response, 'data-node="gpu-node-1"')
 

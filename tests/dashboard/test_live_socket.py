@@ -1,0 +1,98 @@
+"""The /ws/live WebSocket against the real ASGI app and the real Redis channel layer."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from dashboard import live
+from dashboard.models import Node
+from dashboard.sampling import SamplerDaemon
+from tests.dashboard.live_client import communicator_for, receive_until, subscribe
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def logged_in_client():
+    user = get_user_model().objects.create_user("bob", password="builder-123")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+async def test_it_closes_the_socket_of_an_anonymous_user():
+    communicator = communicator_for()
+    connected, code = await communicator.connect()
+    assert not connected
+    assert code == 4401
+
+
+async def test_it_forwards_pushes_for_the_topics_a_user_subscribed_to(logged_in_client):
+    communicator = communicator_for(logged_in_client)
+    connected, _ = await communicator.connect()
+    assert connected
+    await subscribe(communicator, "node:gpu-a")
+
+    await sync_to_async(live.push)("node:gpu-b", {"type": "sample", "node": "gpu-b"})
+    await sync_to_async(live.push)(
+        "node:gpu-a", {"type": "sample", "node": "gpu-a", "host": {"cpu_percent": 12.5}}
+    )
+
+    message = json.loads(await communicator.receive_from(timeout=5))
+    assert message == {"type": "sample", "node": "gpu-a", "host": {"cpu_percent": 12.5}}, (
+        "gpu-b was not subscribed"
+    )
+    await communicator.disconnect()
+
+
+async def test_malformed_messages_get_an_error_and_the_connection_stays(logged_in_client):
+    communicator = communicator_for(logged_in_client)
+    await communicator.connect()
+    for bad in [
+        "not json",
+        "[1, 2]",
+        json.dumps({"subscribe": 42}),
+        json.dumps({"subscribe": "job:abc"}),
+        "{}",
+    ]:
+        await communicator.send_to(text_data=bad)
+        reply = json.loads(await communicator.receive_from(timeout=5))
+        assert reply["type"] == "error", bad
+    await subscribe(communicator, "jobs")
+    await sync_to_async(live.push)("jobs", {"type": "job", "job": {"id": 1}})
+    assert json.loads(await communicator.receive_from(timeout=5))["job"] == {"id": 1}
+    await communicator.disconnect()
+
+
+async def test_the_sampler_daemon_feeds_the_browser_and_records_the_heartbeat(logged_in_client, settings):
+    settings.NODE_NAME = "node/with odd name"
+    communicator = communicator_for(logged_in_client)
+    await communicator.connect()
+    await subscribe(communicator, "node:node/with odd name")
+
+    stop = threading.Event()
+    daemon = await sync_to_async(SamplerDaemon)()
+    runner = threading.Thread(target=daemon.run, args=(stop, 0.2))
+    runner.start()
+    try:
+        first = await receive_until(communicator, lambda m: m.get("type") == "sample")
+        second = await receive_until(communicator, lambda m: m.get("type") == "sample")
+    finally:
+        stop.set()
+        await sync_to_async(runner.join)(10)
+    assert first["node"] == "node/with odd name"
+    assert second["ts"] > first["ts"]
+    assert 0 <= first["host"]["cpu_percent"] <= 100
+    assert 0 < first["host"]["memory_percent"] < 100
+    assert first["gpu_status"].startswith("no GPU"), "this machine has no GPU and must say so"
+
+    node = await sync_to_async(Node.objects.get)(name="node/with odd name")
+    assert node.is_online
+    assert node.info["cpu_count"] >= 1
+    assert node.gpu_status.startswith("no GPU")

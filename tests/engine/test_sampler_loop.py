@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from workers.sampler.loop import Sampler
+from workers.sampler.nvml import NvmlUnavailable
+from workers.sampler.sample import GpuSample, NodeSample
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+class StubNvml:
+    """Stands in for an open Nvml session."""
+
+    def __init__(self, count: int = 1, fail: bool = False) -> None:
+        self.count = count
+        self.fail = fail
+        self.closed = False
+
+    def device_count(self) -> int:
+        return self.count
+
+    def sample(self) -> tuple[GpuSample, ...]:
+        if self.fail:
+            raise RuntimeError("bindings blew up")
+        return tuple(
+            GpuSample(i, f"GPU-{i}", "Fake GPU", 50, 10, 1, 2, 3, 40, 100.0, 300.0, 1500, 5000, None)
+            for i in range(self.count)
+        )
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Opener:
+    """Fails with ``reason`` until ``succeed`` is set, counting attempts."""
+
+    def __init__(self, reason: str = "no driver") -> None:
+        self.reason = reason
+        self.attempts = 0
+        self.then: StubNvml | None = None
+
+    def __call__(self) -> StubNvml:
+        self.attempts += 1
+        if self.then is None:
+            raise NvmlUnavailable(self.reason)
+        return self.then
+
+
+def test_a_node_without_nvml_still_reports_its_host() -> None:
+    sampler = Sampler("n1", nvml_opener=Opener("NVML library not found"))
+    sample = sampler.tick()
+    assert sample.node == "n1"
+    assert sample.gpus == ()
+    assert sample.gpu_status == "no GPU: NVML library not found"
+    assert sample.host.memory_total_bytes > 0
+    assert abs(sample.ts - time.time()) < 5
+    assert sample.to_json()["gpus"] == []
+
+
+def test_it_retries_nvml_only_after_the_retry_interval() -> None:
+    clock = FakeClock()
+    opener = Opener()
+    sampler = Sampler("n1", nvml_opener=opener, nvml_retry_s=60.0, clock=clock)
+    assert opener.attempts == 1
+
+    clock.now_s += 30
+    sampler.tick()
+    assert opener.attempts == 1
+
+    opener.then = StubNvml(count=2)
+    clock.now_s += 31
+    sample = sampler.tick()
+    assert opener.attempts == 2
+    assert sample.gpu_status == "ok"
+    assert [g.index for g in sample.gpus] == [0, 1]
+
+    sampler.tick()
+    assert opener.attempts == 2
+
+
+def test_zero_devices_means_no_gpu() -> None:
+    opener = Opener()
+    opener.then = StubNvml(count=0)
+    sampler = Sampler("n1", nvml_opener=opener)
+    assert sampler.tick().gpu_status == "no GPU"
+    assert opener.then.closed
+
+
+def test_a_failing_gpu_read_does_not_escape_tick() -> None:
+    opener = Opener()
+    opener.then = StubNvml(fail=True)
+    sampler = Sampler("n1", nvml_opener=opener, nvml_retry_s=60.0)
+    sample = sampler.tick()
+    assert sample.gpus == ()
+    assert sample.gpu_status.startswith("no GPU: NVML error")
+
+
+def _run_in_thread(
+    sampler: Sampler, publish: Callable[[NodeSample], None], interval_s: float = 0.1
+) -> tuple[threading.Thread, threading.Event]:
+    stop = threading.Event()
+    thread = threading.Thread(target=sampler.run, args=(publish, stop, interval_s), daemon=True)
+    thread.start()
+    return thread, stop
+
+
+def test_run_publishes_at_the_interval_and_stops_promptly() -> None:
+    published: list[NodeSample] = []
+    thread, stop = _run_in_thread(Sampler("n1", nvml_opener=Opener()), published.append)
+    time.sleep(0.55)
+    stop.set()
+    stopped_at = time.monotonic()
+    thread.join(timeout=2)
+    assert not thread.is_alive()
+    assert time.monotonic() - stopped_at < 0.3
+    # About six ticks at 0.1 s: at least two, and no burst beyond the schedule.
+    assert 2 <= len(published) <= 8
+    assert all(s.node == "n1" for s in published)
+
+
+def test_run_survives_a_publisher_that_raises(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[NodeSample] = []
+
+    def publish(sample: NodeSample) -> None:
+        calls.append(sample)
+        raise ConnectionError("broker down")
+
+    with caplog.at_level(logging.ERROR, logger="workers.sampler.loop"):
+        thread, stop = _run_in_thread(Sampler("n1", nvml_opener=Opener()), publish)
+        time.sleep(0.35)
+        stop.set()
+        thread.join(timeout=2)
+    assert len(calls) >= 2
+    assert "broker down" in caplog.text
+
+
+@pytest.mark.parametrize("interval_s", [0.05, 10.5])
+def test_run_refuses_intervals_out_of_range(interval_s: float) -> None:
+    with pytest.raises(ValueError):
+        Sampler("n1", nvml_opener=Opener()).run(lambda s: None, threading.Event(), interval_s)

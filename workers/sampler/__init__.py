@@ -1,0 +1,21 @@
+"""Node sampling: host readings through psutil, GPU readings through NVML."""
+
+from __future__ import annotations
+
+from workers.sampler.host import HostProbe, cpu_model
+from workers.sampler.loop import Sampler
+from workers.sampler.node_info import describe_node
+from workers.sampler.nvml import Nvml, NvmlUnavailable
+from workers.sampler.sample import GpuSample, HostSample, NodeSample
+
+__all__ = [
+    "GpuSample",
+    "HostProbe",
+    "HostSample",
+    "NodeSample",
+    "Nvml",
+    "NvmlUnavailable",
+    "Sampler",
+    "cpu_model",
+    "describe_node",
+]
