@@ -149,7 +149,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
         stack.start()
         wildcard = args.host in ("0.0.0.0", "::")
-        probe = f"http://{'127.0.0.1' if wildcard else args.host}:{args.port}/healthz"
+        probe = f"http://{'127.0.0.1' if wildcard else args.host}:{args.port}/login/"
         url = f"http://{'localhost' if wildcard or args.host == '127.0.0.1' else args.host}:{args.port}/"
         announced = False
 
@@ -167,7 +167,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _answers(url: str) -> bool:
     try:
-        urllib.request.urlopen(url, timeout=0.5)
+        urllib.request.urlopen(url, timeout=2)
     except urllib.error.HTTPError:
         return True  # 503 while workers warm up still means the server answers
     except OSError:

@@ -88,3 +88,32 @@ async def test_a_job_whose_task_raises_ends_failed_with_the_error(celery_worker,
     assert job.status == JobStatus.FAILED
     assert "RetiredModel" in job.error
     assert job.finished_at is not None
+
+
+async def test_running_jobs_of_a_vanished_worker_are_failed_and_others_left_alone(celery_worker, user_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workers.tasks import fail_orphaned_jobs
+
+    user, _client = user_client
+    long_ago = timezone.now() - timedelta(minutes=5)
+    common = {"kind": "benchmark", "model_name": "SimpleModel", "params": {}, "status": JobStatus.RUNNING}
+    orphan = await sync_to_async(Job.objects.create)(
+        worker_hostname="jobs@vanished", started_at=long_ago, **common
+    )
+    alive = await sync_to_async(Job.objects.create)(
+        worker_hostname=celery_worker.hostname, started_at=long_ago, **common
+    )
+    just_started = await sync_to_async(Job.objects.create)(
+        worker_hostname="jobs@vanished", started_at=timezone.now(), **common
+    )
+
+    assert await sync_to_async(fail_orphaned_jobs)() == 1
+
+    for job in (orphan, alive, just_started):
+        await job.arefresh_from_db()
+    assert orphan.status == JobStatus.FAILED and "worker lost" in orphan.error
+    assert alive.status == JobStatus.RUNNING, "its worker answers the ping"
+    assert just_started.status == JobStatus.RUNNING, "a worker gets a grace period to report"

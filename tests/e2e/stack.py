@@ -1,0 +1,112 @@
+"""Starts the real `perfmon up` in a subprocess, as a user would, with its own data dir and
+(no REDIS_URL given) its own private Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from perfmon.private_redis import free_port
+
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "correct-horse-battery-7"
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(self.url + path)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        return _send(request)
+
+    def post(self, path: str, body: dict, token: str | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST")
+        request.add_header("Content-Type", "application/json")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        return _send(request)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "perfmon.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def descendants(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self, sig: int = signal.SIGINT, timeout_s: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout_s)
+
+
+def _send(request: urllib.request.Request) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        return error.code, json.loads(body) if body.startswith(b"{") else {}
+
+
+def start_stack(data_dir: Path, ready_timeout_s: float = 120) -> Stack:
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "DATABASE_URL"}}
+    env.update(
+        PERFMON_DATA_DIR=str(data_dir),
+        PERFMON_ADMIN_USER=ADMIN_USER,
+        PERFMON_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        PERFMON_SAMPLE_INTERVAL_S="0.5",
+        PYTHONUNBUFFERED="1",
+    )
+    log_path = data_dir / "stack.log"
+    log_file = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "perfmon.cli", "up", "--port", str(port)],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    stack = Stack(process, f"http://127.0.0.1:{port}", data_dir, env, log_path)
+    # The redis URL the stack chose is in its log; children inherit it, the CLI helpers need it.
+    deadline = time.monotonic() + ready_timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"perfmon up exited with {process.returncode}:\n{stack.log()}")
+        status, body = stack.get("/healthz") if "dashboard at" in stack.log() else (0, {})
+        if status == 200:
+            for line in stack.log().splitlines():
+                if "private Redis at " in line:
+                    stack.env["REDIS_URL"] = line.rsplit(" ", 1)[-1]
+            return stack
+        time.sleep(0.5)
+    stack.stop(signal.SIGKILL)
+    raise AssertionError(f"the stack was not healthy within {ready_timeout_s} s:\n{stack.log()}")

@@ -1,0 +1,86 @@
+"""A person's path through the dashboard in Debian's chromium, driven by Playwright
+(never `playwright install`: it downloads a browser of its own)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.stack import ADMIN_PASSWORD, ADMIN_USER
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = [pytest.mark.browser, pytest.mark.stack]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser tests: install Debian's chromium (scripts/ensure-chromium)")
+        pytest.skip(
+            "Debian's chromium is not installed (/usr/bin/chromium); `make test` installs it where it can"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+def test_a_user_logs_in_watches_the_live_chart_and_runs_a_benchmark(stack, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(30_000)
+
+    page.goto(stack.url + "/")
+    assert "/login/" in page.url
+    page.fill("#id_username", ADMIN_USER)
+    page.fill("#id_password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+
+    page.wait_for_selector("#host-chart")
+    # At least two samples arrived over the WebSocket and were drawn.
+    page.wait_for_function("Number(document.getElementById('host-chart').dataset.points || 0) >= 2")
+    assert page.text_content("#connection-state") == "live"
+    assert re.match(r"\d+(\.\d)? %", page.text_content("#cpu-now"))
+    assert "no GPU" in page.text_content("#gpu-status")
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    page.select_option("#id_model", "TeacherModel")
+    page.fill("#id_batch_size", "16")
+    page.fill("#id_iterations", "60")
+    page.click("#benchmark-form button[type=submit]")
+
+    page.wait_for_url(re.compile(r"/jobs/\d+/$"))
+    page.wait_for_selector("#result-table", timeout=90_000)
+    assert page.text_content("#job-status") == "succeeded"
+    p50 = float(page.text_content("#result-table [data-metric=p50]"))
+    throughput = float(page.text_content("#result-table [data-metric=throughput]"))
+    assert p50 > 0 and throughput > 0
+    assert page.get_attribute(".progress", "aria-valuenow") == "100"
+    page.screenshot(path=str(ARTIFACTS / "job.png"), full_page=True)
+
+
+def test_a_bad_form_submission_shows_the_reason(stack, browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(stack.url + "/login/")
+    page.fill("#id_username", ADMIN_USER)
+    page.fill("#id_password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(stack.url + "/benchmark/")
+    # The browser's own checks would stop the value; remove them to see the server's answer.
+    page.eval_on_selector("#id_batch_size", "el => { el.removeAttribute('max'); }")
+    page.fill("#id_batch_size", "5000")
+    page.click("#benchmark-form button[type=submit]")
+    assert "less than or equal to 4096" in page.text_content("#benchmark-form")
+    context.close()

@@ -1,0 +1,82 @@
+"""`perfmon up` as a user runs it: one command, every part real, all-or-nothing supervision."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import psutil
+import pytest
+
+from tests.e2e.stack import start_stack
+
+pytestmark = pytest.mark.stack
+
+
+def test_the_stack_reports_every_part_healthy(stack):
+    status, health = stack.get("/healthz")
+    assert status == 200, health
+    assert health["database"]["ok"] and health["database"]["vendor"] == "sqlite"
+    assert health["redis"]["ok"]
+    assert health["workers"]["count"] == 2, "the job worker and the maintenance worker"
+    assert health["sampler"]["ok"] and health["sampler"]["last_seen_age_s"] < 5
+    assert "private Redis at redis://127.0.0.1:" in stack.log()
+    assert "created admin user 'admin'" in stack.log()
+
+
+def test_a_token_from_the_cli_drives_a_benchmark_through_the_api(stack):
+    assert stack.get("/api/jobs")[0] == 401
+    token = stack.cli("token", "admin").stdout.strip()
+    assert token.startswith("pm_")
+
+    status, created = stack.post(
+        "/api/jobs",
+        {
+            "kind": "benchmark",
+            "model": "PerformanceTestModel",
+            "params": {"batch_sizes": [4], "iterations": 40},
+        },
+        token,
+    )
+    assert (status, created["status"]) == (201, "queued")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        job = stack.get(f"/api/jobs/{created['id']}", token)[1]
+        if job["status"] in {"succeeded", "failed"}:
+            break
+        time.sleep(0.3)
+    assert job["status"] == "succeeded", job
+    (run,) = job["result"]["runs"]
+    assert run["batch_size"] == 4 and run["iterations"] == 40 and run["latency_ms"]["p50"] > 0
+
+
+def _children_named(stack, fragment: str) -> list[psutil.Process]:
+    return [p for p in stack.descendants() if fragment in " ".join(p.cmdline())]
+
+
+def test_a_dying_child_is_named_and_takes_the_stack_down(tmp_path):
+    own = start_stack(tmp_path)
+    children = own.descendants()
+    (sampler,) = _children_named(own, "perfmon.cli sampler")
+    sampler.kill()
+    code = own.process.wait(timeout=60)
+    assert code != 0
+    assert "sampler exited unexpectedly" in own.log()
+    gone, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+
+
+def test_ctrl_c_stops_every_child_and_the_private_redis(tmp_path):
+    own = start_stack(tmp_path)
+    children = own.descendants()
+    names = {" ".join(p.cmdline()) for p in children}
+    for part in ["uvicorn", "perfmon.cli sampler", "worker -Q jobs", "worker -Q maintenance", "beat"]:
+        assert any(part in name for name in names), f"{part} is not running: {names}"
+    redis = [
+        p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert redis, "the private Redis should run inside the data dir"
+
+    assert own.stop(signal.SIGINT) == 0
+    gone, alive = psutil.wait_procs(children + redis, timeout=20)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
