@@ -1,4 +1,4 @@
-"""The Celery app: Redis is broker and result store; tasks live in workers/tasks.py."""
+"""The Celery app: Redis is broker and result store; tasks live in workers/tasks/."""
 
 from __future__ import annotations
 

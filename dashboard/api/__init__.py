@@ -8,13 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import NinjaAPI, Schema, Status
+from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer, django_auth
 
-from dashboard.actions import do_submit_job
 from dashboard.jobspec import InvalidJob
-from dashboard.models import ApiToken, Job
+from dashboard.models import ApiToken
 
 
 class BearerToken(HttpBearer):
@@ -64,54 +63,6 @@ def _describe(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-class Error(Schema):
-    error: str
+from dashboard.api import jobs  # noqa: E402  (routers import Error from errors.py, not from here)
 
-
-class JobIn(Schema):
-    kind: str
-    model: str
-    params: dict[str, Any] = {}
-
-
-class JobCreated(Schema):
-    id: int
-    status: str
-
-
-class JobOut(Schema):
-    id: int
-    kind: str
-    model: str
-    params: dict[str, Any]
-    status: str
-    progress: float
-    step: str
-    result: dict[str, Any] | None
-    error: str | None
-    node: str | None
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
-
-
-@api.post("/jobs", response={201: JobCreated, 400: Error, 401: Error})
-def submit_job(request, payload: JobIn):
-    """Queue a job. Example: {"kind": "benchmark", "model": "SimpleModel", "params": {"batch_sizes": [32], "iterations": 200}}."""
-    job = do_submit_job(request.user, payload.kind, payload.model, payload.params)
-    return Status(201, {"id": job.pk, "status": job.status})
-
-
-@api.get("/jobs/{job_id}", response={200: JobOut, 401: Error, 404: Error})
-def get_job(request, job_id: int):
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None:
-        return Status(404, {"error": f"job {job_id} not found"})
-    return job.to_json()
-
-
-@api.get("/jobs", response={200: list[JobOut], 401: Error})
-def list_jobs(request, limit: int = 50):
-    """The newest jobs first."""
-    limit = max(1, min(limit, 500))
-    return [job.to_json() for job in Job.objects.all()[:limit]]
+api.add_router("/jobs", jobs.router)

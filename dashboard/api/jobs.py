@@ -1,0 +1,62 @@
+"""/api/jobs: submit benchmark (and later optimization) jobs and follow them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ninja import Router, Schema, Status
+
+from dashboard.actions import do_submit_job
+from dashboard.api.errors import Error
+from dashboard.models import Job
+
+router = Router(tags=["jobs"])
+
+
+class JobIn(Schema):
+    kind: str
+    model: str
+    params: dict[str, Any] = {}
+
+
+class JobCreated(Schema):
+    id: int
+    status: str
+
+
+class JobOut(Schema):
+    id: int
+    kind: str
+    model: str
+    params: dict[str, Any]
+    status: str
+    progress: float
+    step: str
+    result: dict[str, Any] | None
+    error: str | None
+    node: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+@router.post("", response={201: JobCreated, 400: Error, 401: Error})
+def submit_job(request, payload: JobIn):
+    """Queue a job. Example: {"kind": "benchmark", "model": "SimpleModel", "params": {"batch_sizes": [32], "iterations": 200}}."""
+    job = do_submit_job(request.user, payload.kind, payload.model, payload.params)
+    return Status(201, {"id": job.pk, "status": job.status})
+
+
+@router.get("/{job_id}", response={200: JobOut, 401: Error, 404: Error})
+def get_job(request, job_id: int):
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return Status(404, {"error": f"job {job_id} not found"})
+    return job.to_json()
+
+
+@router.get("", response={200: list[JobOut], 401: Error})
+def list_jobs(request, limit: int = 50):
+    """The newest jobs first."""
+    limit = max(1, min(limit, 500))
+    return [job.to_json() for job in Job.objects.all()[:limit]]

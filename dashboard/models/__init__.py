@@ -1,0 +1,16 @@
+"""perfmon's models, one module per kind; import them from here."""
+
+from dashboard.models.jobs import TERMINAL_STATUSES, Job, JobKind, JobStatus
+from dashboard.models.nodes import Node
+from dashboard.models.tokens import TOKEN_PREFIX, ApiToken, hash_token
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "TOKEN_PREFIX",
+    "ApiToken",
+    "Job",
+    "JobKind",
+    "JobStatus",
+    "Node",
+    "hash_token",
+]

@@ -1,0 +1,31 @@
+"""Nodes: machines that run the sampler (and usually a worker)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Node(models.Model):
+    """A machine running the sampler (and usually a worker); registered under its hostname."""
+
+    name = models.CharField(max_length=200, unique=True)
+    info = models.JSONField(default=dict, help_text="describe_node(): CPU, GPUs, driver, CUDA, torch")
+    gpu_status = models.CharField(max_length=200, default="", help_text='"ok", or why there is no GPU')
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def last_seen_age_s(self) -> float:
+        return (timezone.now() - self.last_seen).total_seconds()
+
+    @property
+    def is_online(self) -> bool:
+        return self.last_seen_age_s <= settings.SAMPLER_STALE_AFTER_S
