@@ -1,0 +1,1 @@
+urlpatterns: list = []  # node list and node pages
