@@ -10,16 +10,20 @@ from django.utils import timezone
 from dashboard import live
 from dashboard.jobspec import validate_submission
 from dashboard.models import Job, JobStatus
+from dashboard.queues import ANY_NODE_QUEUE, queue_for
 
 log = logging.getLogger(__name__)
 
 
-def do_submit_job(user, kind: str, model: str, params: dict) -> Job:
-    """Create a queued job and enqueue its task once the row is committed.
+def do_submit_job(user, kind: str, model: str, params: dict, node: str | None = None) -> Job:
+    """Create a queued job and enqueue its task on its node's queue once the row is committed.
 
     Raises dashboard.jobspec.InvalidJob for a submission we refuse."""
-    kind, model, params = validate_submission(kind, model, params)
-    job = Job.objects.create(kind=kind, model_name=model, params=params, owner=user)
+    kind, model, params, node = validate_submission(kind, model, params, node)
+    queue = queue_for(node, params.get("device", "cpu"))
+    job = Job.objects.create(
+        kind=kind, model_name=model, params=params, owner=user, target_node=node, queue=queue
+    )
     # The worker must find the row it is told about, so enqueue only after the commit.
     transaction.on_commit(lambda: _enqueue(job))
     return job
@@ -29,7 +33,7 @@ def _enqueue(job: Job) -> None:
     from workers.tasks import run_benchmark
 
     try:
-        async_result = run_benchmark.apply_async(args=[job.pk], queue="jobs")
+        async_result = run_benchmark.apply_async(args=[job.pk], queue=job.queue or ANY_NODE_QUEUE)
     except Exception as exc:  # broker down: the job must not sit "queued" forever
         log.exception("could not enqueue job %s", job.pk)
         do_finish_job(job.pk, JobStatus.FAILED, error=f"could not reach the job queue: {exc}")

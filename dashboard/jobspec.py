@@ -19,6 +19,7 @@ class BenchmarkParams(BaseModel):
 
     batch_sizes: list[BatchSize] = Field(default=[32], min_length=1, max_length=16)
     iterations: int = Field(default=200, ge=1, le=MAX_ITERATIONS)
+    device: str = Field(default="cpu", pattern=r"^(cpu|cuda:\d{1,2})$")
 
 
 PARAMS_BY_KIND: dict[str, type[BaseModel]] = {"benchmark": BenchmarkParams}
@@ -28,8 +29,13 @@ class InvalidJob(ValueError):
     """A submission we refuse, with a message fit to show the user as is."""
 
 
-def validate_submission(kind: object, model: object, params: object) -> tuple[str, str, dict]:
-    """(kind, model, params) made canonical, or InvalidJob naming the first problem."""
+def validate_submission(
+    kind: object, model: object, params: object, node: object = None
+) -> tuple[str, str, dict, str]:
+    """(kind, model, params, node) made canonical, or InvalidJob naming the first problem.
+
+    node "" means any node (CPU jobs only); a named node must be registered, and a GPU job's
+    device must be one of that node's GPUs."""
     if not isinstance(kind, str) or kind not in PARAMS_BY_KIND:
         raise InvalidJob(f"unknown job kind {kind!r}; known kinds: {', '.join(PARAMS_BY_KIND)}")
     if not isinstance(model, str) or model not in zoo.ZOO:
@@ -42,7 +48,30 @@ def validate_submission(kind: object, model: object, params: object) -> tuple[st
         parsed = PARAMS_BY_KIND[kind].model_validate(params)
     except ValidationError as exc:
         raise InvalidJob(describe_validation_error(exc, prefix="params")) from None
-    return kind, model, parsed.model_dump()
+    params = parsed.model_dump()
+    return kind, model, params, validate_target(node, params.get("device", "cpu"))
+
+
+def validate_target(node: object, device: str) -> str:
+    from dashboard.models import Node
+
+    if node in (None, ""):
+        if device != "cpu":
+            raise InvalidJob(f"device {device!r} needs a node: say which node's GPU to use")
+        return ""
+    if not isinstance(node, str):
+        raise InvalidJob("node must be a node name")
+    registered = Node.objects.filter(name=node).first()
+    if registered is None:
+        known = ", ".join(Node.objects.values_list("name", flat=True)) or "none yet"
+        raise InvalidJob(f"unknown node {node!r}; known nodes: {known}")
+    if device != "cpu":
+        index = int(device.partition(":")[2])
+        indices = [gpu.get("index") for gpu in registered.info.get("gpus", [])]
+        if index not in indices:
+            has = f"GPUs {', '.join(map(str, indices))}" if indices else "no GPU"
+            raise InvalidJob(f"node {node!r} has no GPU {index} (it has {has})")
+    return node
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:

@@ -34,7 +34,7 @@ def benchmark(request: HttpRequest) -> HttpResponse:
     form = BenchmarkForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        job = do_submit_job(request.user, "benchmark", data["model"], data["params"])
+        job = do_submit_job(request.user, "benchmark", data["model"], data["params"], data["node"])
         return redirect("dashboard:job", job_id=job.pk)
     status = 400 if request.method == "POST" else 200
     return render(request, "dashboard/benchmark.html", {"form": form}, status=status)

@@ -72,9 +72,35 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def _worker_argv(queues: str, name: str, concurrency: int = 1, pool: str = "prefork") -> list[str]:
+def _node_name() -> str:
     from django.conf import settings
 
+    return settings.NODE_NAME
+
+
+def _gpu_count() -> int:
+    from workers.sampler.nvml import Nvml, NvmlUnavailable
+
+    try:
+        nvml = Nvml.open()
+    except NvmlUnavailable:
+        return 0
+    try:
+        return nvml.device_count()
+    finally:
+        nvml.close()
+
+
+def _add_job_workers(stack) -> None:
+    """One worker of concurrency 1 per device of this node: its CPU, and each GPU."""
+    from dashboard.queues import worker_layout
+
+    for worker_name, queues in worker_layout(_node_name(), _gpu_count()):
+        stack.add(worker_name.partition("@")[0] + "-worker", _worker_argv(queues, worker_name))
+
+
+def _worker_argv(queues: str, name: str, concurrency: int = 1, pool: str = "prefork") -> list[str]:
+    """`name` is the full Celery worker name; "%h" style expansion is not used so names stay predictable."""
     return _python(
         "-m",
         "celery",
@@ -88,7 +114,7 @@ def _worker_argv(queues: str, name: str, concurrency: int = 1, pool: str = "pref
         "-P",
         pool,
         "-n",
-        f"{name}@{settings.NODE_NAME}",
+        name,
         "--without-gossip",
         "--without-mingle",
         "-l",
@@ -130,9 +156,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             ),
         )
         stack.add("sampler", _python("-m", "perfmon.cli", "sampler"))
-        stack.add("worker", _worker_argv("jobs", "jobs"))
+        _add_job_workers(stack)
         # Maintenance (orphaned-job sweeps) has its own worker so a long benchmark cannot delay it.
-        stack.add("maintenance", _worker_argv("maintenance", "maintenance", pool="threads"))
+        stack.add("maintenance", _worker_argv("maintenance", f"maintenance@{_node_name()}", pool="threads"))
         stack.add(
             "beat",
             _python(
@@ -216,8 +242,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
     _setup_django()
     stack = Supervisor(env=dict(os.environ))
     stack.add("sampler", _python("-m", "perfmon.cli", "sampler"))
-    stack.add("worker", _worker_argv("jobs", "jobs"))
+    _add_job_workers(stack)
     stack.start()
+    print(f"perfmon agent: node {_node_name()!r} sampling and taking jobs (Ctrl-C stops)", flush=True)
     return stack.wait()
 
 

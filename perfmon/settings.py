@@ -70,14 +70,15 @@ TEMPLATES = [
 
 def _database() -> dict:
     url = os.environ.get("DATABASE_URL")
-    if url:
+    if url and not url.startswith("sqlite"):
         return dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    name = dj_database_url.parse(url)["NAME"] if url else DATA_DIR / "perfmon.sqlite3"
     # The web server, the sampler and the workers write at once: WAL lets readers run beside the
     # writer, IMMEDIATE transactions take the write lock up front (no deadlock on lock upgrade),
     # and the busy timeout makes a writer wait instead of failing with "database is locked".
     return {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / "perfmon.sqlite3",
+        "NAME": name,
         "OPTIONS": {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",

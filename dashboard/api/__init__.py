@@ -63,6 +63,7 @@ def _describe(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-from dashboard.api import jobs  # noqa: E402  (routers import Error from errors.py, not from here)
+from dashboard.api import jobs, nodes  # noqa: E402  (routers import Error from errors.py, not from here)
 
 api.add_router("/jobs", jobs.router)
+api.add_router("/nodes", nodes.router)

@@ -16,6 +16,7 @@ router = Router(tags=["jobs"])
 class JobIn(Schema):
     kind: str
     model: str
+    node: str | None = None
     params: dict[str, Any] = {}
 
 
@@ -35,6 +36,7 @@ class JobOut(Schema):
     result: dict[str, Any] | None
     error: str | None
     node: str | None
+    target_node: str | None
     created_at: str
     started_at: str | None
     finished_at: str | None
@@ -43,7 +45,7 @@ class JobOut(Schema):
 @router.post("", response={201: JobCreated, 400: Error, 401: Error})
 def submit_job(request, payload: JobIn):
     """Queue a job. Example: {"kind": "benchmark", "model": "SimpleModel", "params": {"batch_sizes": [32], "iterations": 200}}."""
-    job = do_submit_job(request.user, payload.kind, payload.model, payload.params)
+    job = do_submit_job(request.user, payload.kind, payload.model, payload.params, payload.node)
     return Status(201, {"id": job.pk, "status": job.status})
 
 

@@ -34,7 +34,12 @@ class Job(models.Model):
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(default="", blank=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    target_node = models.CharField(
+        max_length=200, default="", blank=True, help_text='node asked for ("" = any node\'s CPU worker)'
+    )
+    queue = models.CharField(max_length=255, default="", blank=True, help_text="Celery queue it was sent to")
     node_name = models.CharField(max_length=200, default="", blank=True, help_text="node that ran it")
+    worker_pid = models.IntegerField(null=True, blank=True, help_text="host PID of the process running it")
     worker_hostname = models.CharField(max_length=255, default="", blank=True, help_text="Celery worker")
     celery_task_id = models.CharField(max_length=64, default="", blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -64,6 +69,7 @@ class Job(models.Model):
             "result": self.result,
             "error": self.error or None,
             "node": self.node_name or None,
+            "target_node": self.target_node or None,
             "created_at": _iso(self.created_at),
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),

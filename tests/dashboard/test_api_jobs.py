@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from dashboard.models import Job, JobStatus
+from dashboard.models import Job, JobStatus, Node
 from tests.dashboard.base import BaseTestCase
 
 GOOD = {"kind": "benchmark", "model": "SimpleModel", "params": {"batch_sizes": [32], "iterations": 200}}
@@ -21,7 +21,7 @@ class SubmitJobTestCase(BaseTestCase):
         self.assertEqual(body["status"], "queued")
         job = Job.objects.get(pk=body["id"])
         self.assertEqual((job.kind, job.model_name, job.owner), ("benchmark", "SimpleModel", self.alice))
-        self.assertEqual(job.params, {"batch_sizes": [32], "iterations": 200})
+        self.assertEqual(job.params, {"batch_sizes": [32], "iterations": 200, "device": "cpu"})
 
     def test_it_accepts_a_session(self):
         self.client.force_login(self.alice)
@@ -108,3 +108,51 @@ class GetJobTestCase(BaseTestCase):
         schema = self.client.get("/api/openapi.json", **self.bearer()).json()
         self.assertIn("/api/jobs", schema["paths"])
         self.assertIn("/api/jobs/{job_id}", schema["paths"])
+
+
+class RoutingTestCase(BaseTestCase):
+    @classmethod
+    def setUpTestData(cls):
+        super().setUpTestData()
+        cls.gpu_node = Node.objects.create(
+            name="gpu-node-2", gpu_status="ok", info={"gpus": [{"index": 0, "name": "H100"}, {"index": 1}]}
+        )
+
+    def submit(self, node=None, device=None):
+        params = {"batch_sizes": [1], "iterations": 5, **({"device": device} if device else {})}
+        body = {"kind": "benchmark", "model": "SimpleModel", "params": params, "node": node}
+        with self.captureOnCommitCallbacks(execute=False):
+            return self.client.post(
+                "/api/jobs", json.dumps(body), content_type="application/json", **self.bearer()
+            )
+
+    def test_a_job_for_any_node_goes_to_the_shared_queue(self):
+        job = Job.objects.get(pk=self.submit().json()["id"])
+        self.assertEqual((job.queue, job.target_node), ("jobs", ""))
+
+    def test_a_job_goes_to_its_nodes_cpu_or_gpu_queue(self):
+        cpu = Job.objects.get(pk=self.submit(node="gpu-node-1").json()["id"])
+        gpu = Job.objects.get(pk=self.submit(node="gpu-node-2", device="cuda:1").json()["id"])
+        self.assertEqual(cpu.queue, "node.gpu-node-1.cpu")
+        self.assertEqual(
+            (gpu.queue, gpu.target_node, gpu.params["device"]),
+            ("node.gpu-node-2.gpu1", "gpu-node-2", "cuda:1"),
+        )
+
+    def test_it_refuses_targets_that_do_not_exist(self):
+        for node, device, message in [
+            ("nowhere", None, "unknown node 'nowhere'; known nodes: gpu-node-1, gpu-node-2"),
+            (None, "cuda:0", "needs a node"),
+            ("gpu-node-1", "cuda:0", "node 'gpu-node-1' has no GPU 0 (it has no GPU)"),
+            ("gpu-node-2", "cuda:7", "has no GPU 7 (it has GPUs 0, 1)"),
+            ("gpu-node-2", "tpu:0", "params.device"),
+        ]:
+            response = self.submit(node=node, device=device)
+            self.assertEqual(response.status_code, 400, (node, device))
+            self.assertIn(message, response.json()["error"])
+        self.assertFalse(Job.objects.exists())
+
+    def test_the_nodes_endpoint_lists_nodes_with_their_state(self):
+        nodes = self.client.get("/api/nodes", **self.bearer()).json()
+        self.assertEqual([node["name"] for node in nodes], ["gpu-node-1", "gpu-node-2"])
+        self.assertEqual(nodes[1]["info"]["gpus"][0]["name"], "H100")

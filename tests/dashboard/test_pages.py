@@ -43,7 +43,8 @@ class BenchmarkFormTestCase(BaseTestCase):
         response = self.submit(model="StudentModel", batch_size=8, iterations=50)
         job = Job.objects.get()
         self.assertRedirects(response, f"/jobs/{job.pk}/", fetch_redirect_response=False)
-        self.assertEqual(job.params, {"batch_sizes": [8], "iterations": 50})
+        self.assertEqual(job.params, {"batch_sizes": [8], "iterations": 50, "device": "cpu"})
+        self.assertEqual(job.queue, "jobs", "no target chosen: any node")
         page = self.client.get(f"/jobs/{job.pk}/")
         self.assertContains(page, "StudentModel")
         self.assertContains(page, 'id="job-progress"')
@@ -64,3 +65,8 @@ class BenchmarkFormTestCase(BaseTestCase):
             response = self.submit(**fields)
             self.assertContains(response, message, status_code=400)
         self.assertFalse(Job.objects.exists())
+
+    def test_it_routes_to_the_chosen_node(self):
+        self.submit(target="gpu-node-1|cpu")
+        self.assertEqual(Job.objects.get().queue, "node.gpu-node-1.cpu")
+        self.assertContains(self.client.get("/benchmark/"), "gpu-node-1 · CPU")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import timedelta
 
@@ -28,6 +29,7 @@ def run_benchmark(self, job_id: int) -> str:
         started_at=timezone.now(),
         node_name=settings.NODE_NAME,
         worker_hostname=self.request.hostname or "",
+        worker_pid=os.getpid(),
         step="starting",
     )
     if not claimed:  # cancelled while queued, or a redelivery of a job another worker has
@@ -41,7 +43,11 @@ def run_benchmark(self, job_id: int) -> str:
 
     try:
         entry = zoo.get(job.model_name)
-        spec = BenchSpec(batch_sizes=tuple(job.params["batch_sizes"]), iterations=job.params["iterations"])
+        spec = BenchSpec(
+            batch_sizes=tuple(job.params["batch_sizes"]),
+            iterations=job.params["iterations"],
+            device=job.params.get("device", "cpu"),
+        )
         result = run_benchmark_engine(
             entry.build(),
             entry.input_spec,
