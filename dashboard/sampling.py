@@ -1,7 +1,9 @@
 """The sampler daemon's Django side: registers this node, pushes each sample to the browsers
 subscribed to it through the Redis channel layer, and records the heartbeat.
 
-The sampling itself is the engine's (workers.sampler); this module only translates."""
+The sampling itself is the engine's (workers.sampler); this module only translates.
+Redis going away never stops sampling: unsent samples wait in a bounded backlog (15 minutes)
+and reach the browsers as one "backfill" when Redis answers again."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -25,48 +28,65 @@ log = logging.getLogger(__name__)
 
 # Static facts (GPUs, driver, torch) change rarely; re-describe the node this often.
 REDESCRIBE_EVERY_S = 60.0
+BACKLOG_S = 15 * 60.0
+# Backfill goes out in slices so no single channel-layer message grows past a few hundred kB.
+BACKFILL_SLICE = 30
 
 
 class SamplerDaemon:
-    def __init__(self, node_name: str | None = None) -> None:
+    def __init__(self, node_name: str | None = None, interval_s: float | None = None) -> None:
         self.node_name = node_name or settings.NODE_NAME
+        self.interval_s = interval_s or settings.SAMPLE_INTERVAL_S
         self.sampler = Sampler(self.node_name)
         self.group = group_for_topic(f"node:{self.node_name}")
         # One event loop for the daemon's life: the channel layer keeps its Redis connections per loop.
         self.loop = asyncio.new_event_loop()
         self.layer = get_channel_layer()
+        self.backlog: deque[dict] = deque(maxlen=max(1, int(BACKLOG_S / self.interval_s)))
         self._described_at = float("-inf")
 
-    def run(self, stop: threading.Event, interval_s: float | None = None) -> None:
-        interval_s = interval_s or settings.SAMPLE_INTERVAL_S
+    def run(self, stop: threading.Event) -> None:
         log.info(
-            "sampler for node %r every %.2f s; GPUs: %s", self.node_name, interval_s, self.sampler.gpu_status
+            "sampler for node %r every %.2f s; GPUs: %s",
+            self.node_name,
+            self.interval_s,
+            self.sampler.gpu_status,
         )
         try:
-            self.sampler.run(self.publish, stop, interval_s)
+            self.sampler.run(self.publish, stop, self.interval_s)
         finally:
-            self.loop.run_until_complete(
-                self.layer.flush() if hasattr(self.layer, "flush") else asyncio.sleep(0)
-            )
             self.loop.close()
 
     def publish(self, sample: NodeSample) -> None:
         payload = {"type": "sample", **sample.to_json()}
-        try:
-            self.loop.run_until_complete(
-                self.layer.group_send(self.group, {"type": "push", "payload": payload})
-            )
-        except Exception as exc:  # Redis away: keep sampling, the heartbeat still goes to the database
-            log.warning("could not publish a sample: %s", exc)
+        self.push_live(payload)
         self.record_heartbeat(sample)
+
+    def push_live(self, payload: dict) -> None:
+        try:
+            while self.backlog:
+                chunk = [self.backlog[i] for i in range(min(BACKFILL_SLICE, len(self.backlog)))]
+                self._send({"type": "backfill", "node": self.node_name, "samples": chunk})
+                for _ in chunk:
+                    self.backlog.popleft()
+            self._send(payload)
+        except Exception as exc:  # Redis away: keep the sample for later, keep sampling
+            if not self.backlog:
+                log.warning("cannot reach Redis (%s); keeping samples until it answers", exc)
+            self.backlog.append(payload)
+
+    def _send(self, payload: dict) -> None:
+        self.loop.run_until_complete(self.layer.group_send(self.group, {"type": "push", "payload": payload}))
 
     def record_heartbeat(self, sample: NodeSample) -> None:
         close_old_connections()  # drop a connection the database closed, instead of failing forever
         try:
             now = timezone.now()
-            if time.monotonic() - self._described_at > REDESCRIBE_EVERY_S or not Node.objects.filter(
-                name=self.node_name
-            ).update(last_seen=now, gpu_status=sample.gpu_status):
+            if time.monotonic() - self._described_at > REDESCRIBE_EVERY_S:
+                self._register(sample, now)
+            elif not Node.objects.filter(name=self.node_name).update(
+                last_seen=now, gpu_status=sample.gpu_status
+            ):
                 self._register(sample, now)
         except Exception as exc:  # database locked or away: the next tick tries again
             log.warning("could not record the heartbeat: %s", exc)

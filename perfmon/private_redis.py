@@ -49,11 +49,12 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout_s: float = 10.0) -> PrivateRedis:
+    def start(self, timeout_s: float = 10.0, port: int | None = None) -> PrivateRedis:
+        """Start on `port`, or on a free port when None."""
         self.directory.mkdir(parents=True, exist_ok=True)
         binary = find_redis_server()
-        for _attempt in range(3):  # the free port can be taken between our probe and redis' bind
-            self.port = free_port()
+        for _attempt in range(1 if port else 3):  # a free port can be taken between our probe and bind
+            self.port = port or free_port()
             self.process = subprocess.Popen(
                 [
                     binary,

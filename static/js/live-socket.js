@@ -7,6 +7,10 @@
   const stateEl = document.getElementById("connection-state");
   let socket = null;
   let retryMs = 500;
+  let lastMessageAt = Date.now();
+  // Nodes sample every second: a node feed silent for this long means Redis or the sampler is
+  // away, even though the socket itself is still open.
+  const SILENT_AFTER_MS = 5000;
 
   function setState(state, text) {
     if (!stateEl) return;
@@ -37,9 +41,16 @@
       handlers.forEach((_, topic) => socket.send(JSON.stringify({ subscribe: topic })));
     };
     socket.onmessage = (event) => {
+      lastMessageAt = Date.now();
+      if (stateEl && stateEl.dataset.state !== "live") setState("live", "live");
       let message;
       try { message = JSON.parse(event.data); } catch (e) { return; }
       if (message.type === "error") { console.warn("perfmon live:", message.error); return; }
+      if (message.type === "backfill") {
+        // Samples the node kept while Redis was away, oldest first: handled as if they came live.
+        message.samples.forEach((sample) => dispatch(sample));
+        return;
+      }
       dispatch(message);
     };
     socket.onclose = (event) => {
@@ -52,6 +63,14 @@
       retryMs = Math.min(retryMs * 2, 15000);
     };
   }
+
+  setInterval(() => {
+    const watchingNodes = [...handlers.keys()].some((topic) => topic.startsWith("node:"));
+    const open = socket && socket.readyState === WebSocket.OPEN;
+    if (open && watchingNodes && Date.now() - lastMessageAt > SILENT_AFTER_MS) {
+      setState("reconnecting", "reconnecting…");
+    }
+  }, 1000);
 
   window.perfmonLive = {
     subscribe(topic, handler) {

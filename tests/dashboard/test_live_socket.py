@@ -77,8 +77,8 @@ async def test_the_sampler_daemon_feeds_the_browser_and_records_the_heartbeat(lo
     await subscribe(communicator, "node:node/with odd name")
 
     stop = threading.Event()
-    daemon = await sync_to_async(SamplerDaemon)()
-    runner = threading.Thread(target=daemon.run, args=(stop, 0.2))
+    daemon = await sync_to_async(SamplerDaemon)(interval_s=0.2)
+    runner = threading.Thread(target=daemon.run, args=(stop,))
     runner.start()
     try:
         first = await receive_until(communicator, lambda m: m.get("type") == "sample")
