@@ -82,9 +82,9 @@ class SamplerDaemon:
         close_old_connections()  # drop a connection the database closed, instead of failing forever
         try:
             now = timezone.now()
-            if time.monotonic() - self._described_at > REDESCRIBE_EVERY_S:
-                self._register(sample, now)
-            elif not Node.objects.filter(name=self.node_name).update(
+            stale = time.monotonic() - self._described_at > REDESCRIBE_EVERY_S
+            # A node deleted in the admin while its sampler runs comes back on the next tick.
+            if stale or not Node.objects.filter(name=self.node_name).update(
                 last_seen=now, gpu_status=sample.gpu_status
             ):
                 self._register(sample, now)
