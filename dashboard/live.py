@@ -9,6 +9,7 @@ Topics a browser can subscribe to over /ws/live:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 from asgiref.sync import async_to_sync
@@ -35,11 +36,18 @@ def group_for_topic(topic: str) -> str | None:
     return None
 
 
+def push_event(payload: dict) -> dict:
+    """The channel-layer event that carries payload to browsers.
+
+    The JSON text is made once here rather than by each of the (possibly hundreds of) consumers."""
+    return {"type": "push", "text": json.dumps(payload, separators=(",", ":"))}
+
+
 def push(topic: str, payload: dict) -> None:
     """Send a JSON payload to every browser subscribed to topic (from synchronous code)."""
     group = group_for_topic(topic)
     assert group is not None, topic
-    async_to_sync(get_channel_layer().group_send)(group, {"type": "push", "payload": payload})
+    async_to_sync(get_channel_layer().group_send)(group, push_event(payload))
 
 
 def push_job(job) -> None:

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from dashboard.live import group_for_topic
+from dashboard.live import group_for_topic, push_event
 from dashboard.models import Node
 from workers.sampler.loop import Sampler
 from workers.sampler.node_info import describe_node
@@ -76,7 +76,7 @@ class SamplerDaemon:
             self.backlog.append(payload)
 
     def _send(self, payload: dict) -> None:
-        self.loop.run_until_complete(self.layer.group_send(self.group, {"type": "push", "payload": payload}))
+        self.loop.run_until_complete(self.layer.group_send(self.group, push_event(payload)))
 
     def record_heartbeat(self, sample: NodeSample) -> None:
         close_old_connections()  # drop a connection the database closed, instead of failing forever

@@ -153,6 +153,9 @@ def cmd_up(args: argparse.Namespace) -> int:
                 "--lifespan",
                 "off",
                 "--no-access-log",
+                # Compressing each of hundreds of small live frames costs more CPU than it saves.
+                "--ws-per-message-deflate",
+                "false",
             ),
         )
         stack.add("sampler", _python("-m", "perfmon.cli", "sampler"))
