@@ -13,4 +13,5 @@ urlpatterns = [
     # Each area keeps its own URL module so it can grow without touching the others.
     path("", include("dashboard.urls_nodes")),
     path("", include("dashboard.urls_models")),
+    path("", include("dashboard.urls_results")),
 ]
