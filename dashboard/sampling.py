@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from dashboard.latest import store_latest
 from dashboard.live import group_for_topic, push_event
 from dashboard.models import Node
 from workers.sampler.loop import Sampler
@@ -58,7 +59,9 @@ class SamplerDaemon:
             self.loop.close()
 
     def publish(self, sample: NodeSample) -> None:
-        payload = {"type": "sample", **sample.to_json()}
+        latest = sample.to_json()
+        payload = {"type": "sample", **latest}
+        store_latest(latest)
         self.push_live(payload)
         self.record_heartbeat(sample)
 

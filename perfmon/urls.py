@@ -6,6 +6,7 @@ from django.urls import include, path
 
 from dashboard.api import api
 from dashboard.views import healthz
+from dashboard.views_metrics import metrics
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -13,5 +14,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("metrics", metrics, name="prometheus-metrics"),
     path("", include("dashboard.urls")),
 ]

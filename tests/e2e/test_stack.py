@@ -80,3 +80,17 @@ def test_ctrl_c_stops_every_child_and_the_private_redis(tmp_path):
     assert own.stop(signal.SIGINT) == 0
     gone, alive = psutil.wait_procs(children + redis, timeout=20)
     assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+
+
+def test_prometheus_scrapes_the_live_node_from_loopback(stack):
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(stack.url + "/metrics", timeout=10) as response:
+        families = {family.name: family for family in text_string_to_metric_families(response.read().decode())}
+    (up,) = families["perfmon_node_up"].samples
+    assert up.value == 1.0, "the stack's own sampler feeds /metrics"
+    assert families["node_load1"].samples[0].value >= 0
+    assert families["node_memory_MemTotal_bytes"].samples[0].value > 0
+    assert not any(name.startswith("DCGM_") for name in families), "no GPU here: no DCGM series, not zeros"
