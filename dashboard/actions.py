@@ -51,3 +51,21 @@ def do_finish_job(job_id: int, status: str, *, result: dict | None = None, error
     job = Job.objects.get(pk=job_id)
     live.push_job(job)
     return job
+
+
+class JobAlreadyFinished(ValueError):
+    """Cancelling a job that has already ended."""
+
+
+def do_cancel_job(job_id: int, user) -> Job:
+    """Cancel a queued or running job: a queued one never starts; a running one stops at its
+    worker's next step (the worker checks about once a second)."""
+    who = getattr(user, "username", "") or "someone"
+    cancelled = Job.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+        status=JobStatus.CANCELLED, finished_at=timezone.now(), error=f"cancelled by {who}", step=""
+    )
+    job = Job.objects.get(pk=job_id)
+    if not cancelled:
+        raise JobAlreadyFinished(f"job {job_id} has already ended ({job.status})")
+    live.push_job(job)
+    return job

@@ -10,6 +10,7 @@ urlpatterns = [
     path("jobs/", views.jobs, name="jobs"),
     path("jobs/<int:job_id>/", views.job_detail, name="job"),
     path("jobs/<int:job_id>/result/", views.job_result_fragment, name="job-result"),
+    path("jobs/<int:job_id>/cancel/", views.cancel_job, name="job-cancel"),
     # Each area keeps its own URL module so it can grow without touching the others.
     path("", include("dashboard.urls_nodes")),
     path("", include("dashboard.urls_models")),

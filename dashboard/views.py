@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from django.conf import settings
@@ -10,9 +11,9 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
-from dashboard.actions import do_submit_job
+from dashboard.actions import JobAlreadyFinished, do_cancel_job, do_submit_job
 from dashboard.forms import BenchmarkForm
 from dashboard.models import Job, Node
 
@@ -49,6 +50,15 @@ def jobs(request: HttpRequest) -> HttpResponse:
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job, pk=job_id)
     return render(request, "dashboard/job.html", {"job": job})
+
+
+@login_required
+@require_POST
+def cancel_job(request: HttpRequest, job_id: int) -> HttpResponse:
+    get_object_or_404(Job, pk=job_id)
+    with contextlib.suppress(JobAlreadyFinished):  # ended meanwhile: the page shows how
+        do_cancel_job(job_id, request.user)
+    return redirect("dashboard:job", job_id=job_id)
 
 
 @login_required

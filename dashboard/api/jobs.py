@@ -6,7 +6,7 @@ from typing import Any
 
 from ninja import Router, Schema, Status
 
-from dashboard.actions import do_submit_job
+from dashboard.actions import JobAlreadyFinished, do_cancel_job, do_submit_job
 from dashboard.api.errors import Error
 from dashboard.models import Job
 
@@ -62,3 +62,14 @@ def list_jobs(request, limit: int = 50):
     """The newest jobs first."""
     limit = max(1, min(limit, 500))
     return [job.to_json() for job in Job.objects.all()[:limit]]
+
+
+@router.post("/{job_id}/cancel", response={200: JobOut, 401: Error, 404: Error, 409: Error})
+def cancel_job(request, job_id: int):
+    """Cancel a queued or running job; 409 if it has already ended."""
+    if not Job.objects.filter(pk=job_id).exists():
+        return Status(404, {"error": f"job {job_id} not found"})
+    try:
+        return do_cancel_job(job_id, request.user).to_json()
+    except JobAlreadyFinished as exc:
+        return Status(409, {"error": str(exc)})

@@ -29,6 +29,8 @@
     setProgress(job.progress, job.step);
     if (TERMINAL.includes(job.status) && !finished) {
       finished = true;
+      const cancel = document.getElementById("job-cancel");
+      if (cancel) cancel.remove();
       showResult();
     }
   });
