@@ -15,7 +15,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from perfmon.env import data_dir, env_bool, env_int, env_list, secret_key
+from perfmon.env import ConfigError, data_dir, env_bool, env_int, env_list, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = data_dir()
@@ -129,13 +129,29 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TRACK_STARTED = True
+# A running job whose worker stopped answering is failed as "worker lost": looked for every
+# ORPHAN_SWEEP_S, once the job has run ORPHAN_GRACE_S (a worker that just started gets time to report).
+ORPHAN_SWEEP_S = float(os.environ.get("PERFMON_ORPHAN_SWEEP_S", "30"))
+ORPHAN_GRACE_S = float(os.environ.get("PERFMON_ORPHAN_GRACE_S", "60"))
 CELERY_BEAT_SCHEDULE = {
-    "fail-orphaned-jobs": {"task": "perfmon.fail_orphaned_jobs", "schedule": 30.0},
+    "fail-orphaned-jobs": {"task": "perfmon.fail_orphaned_jobs", "schedule": ORPHAN_SWEEP_S},
+    # Metric history: merge each closed hour's raw blocks into one (what keeps a sample at a few
+    # bytes on disk), and delete what is past retention.
+    "compact-metric-history": {"task": "perfmon.compact_metric_history", "schedule": 300.0},
+    "enforce-retention": {"task": "perfmon.enforce_retention", "schedule": 3600.0},
 }
+
+# How long metric history is kept: raw samples (hours), 1-minute and 1-hour rollups (days).
+HISTORY_RETENTION_RAW_H = env_int("PERFMON_RETENTION_RAW_H", 48)
+HISTORY_RETENTION_1M_D = env_int("PERFMON_RETENTION_1M_D", 30)
+HISTORY_RETENTION_1H_D = env_int("PERFMON_RETENTION_1H_D", 365)
+if min(HISTORY_RETENTION_RAW_H, HISTORY_RETENTION_1M_D, HISTORY_RETENTION_1H_D) < 1:
+    raise ConfigError("PERFMON_RETENTION_RAW_H, _1M_D and _1H_D must each be at least 1")
 
 # A sampler not heard from for this long counts as down in /healthz and the node list.
 SAMPLER_STALE_AFTER_S = env_int("PERFMON_SAMPLER_STALE_AFTER_S", 10)
 SAMPLE_INTERVAL_S = float(os.environ.get("PERFMON_SAMPLE_INTERVAL_S", "1.0"))
+PERFMON_REGRESSION_THRESHOLD = float(os.environ.get("PERFMON_REGRESSION_THRESHOLD") or "0.10")  # +10% p50
 
 LOGGING = {
     "version": 1,

@@ -76,7 +76,7 @@ def _send(request: urllib.request.Request) -> tuple[int, dict]:
         return error.code, json.loads(body) if body.startswith(b"{") else {}
 
 
-def start_stack(data_dir: Path, ready_timeout_s: float = 120) -> Stack:
+def start_stack(data_dir: Path, ready_timeout_s: float = 120, **env_overrides: str) -> Stack:
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "DATABASE_URL"}}
     env.update(
@@ -86,6 +86,7 @@ def start_stack(data_dir: Path, ready_timeout_s: float = 120) -> Stack:
         PERFMON_SAMPLE_INTERVAL_S="0.5",
         PYTHONUNBUFFERED="1",
     )
+    env.update(env_overrides)
     log_path = data_dir / "stack.log"
     log_file = log_path.open("w")
     process = subprocess.Popen(

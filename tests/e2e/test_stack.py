@@ -88,9 +88,45 @@ def test_prometheus_scrapes_the_live_node_from_loopback(stack):
     from prometheus_client.parser import text_string_to_metric_families
 
     with urllib.request.urlopen(stack.url + "/metrics", timeout=10) as response:
-        families = {family.name: family for family in text_string_to_metric_families(response.read().decode())}
+        families = {
+            family.name: family for family in text_string_to_metric_families(response.read().decode())
+        }
     (up,) = families["perfmon_node_up"].samples
     assert up.value == 1.0, "the stack's own sampler feeds /metrics"
     assert families["node_load1"].samples[0].value >= 0
     assert families["node_memory_MemTotal_bytes"].samples[0].value > 0
     assert not any(name.startswith("DCGM_") for name in families), "no GPU here: no DCGM series, not zeros"
+
+
+def test_a_job_whose_worker_process_dies_ends_failed_as_worker_lost(tmp_path):
+    own = start_stack(tmp_path, PERFMON_ORPHAN_SWEEP_S="1", PERFMON_ORPHAN_GRACE_S="1")
+    try:
+        token = own.cli("token", "admin").stdout.strip()
+        long_job = {
+            "kind": "benchmark",
+            "model": "TeacherModel",
+            "params": {"batch_sizes": [256], "iterations": 100000},
+        }
+        job_id = own.post("/api/jobs", long_job, token)[1]["id"]
+        deadline = time.monotonic() + 60
+        while (job := own.get(f"/api/jobs/{job_id}", token)[1])["status"] != "running":
+            assert time.monotonic() < deadline, job
+            time.sleep(0.2)
+        measuring = [p for p in own.descendants() if p.pid == own_job_pid(own, job_id)]
+        assert measuring, "the job records the PID of the process measuring it"
+        measuring[0].kill()
+        deadline = time.monotonic() + 30
+        while (job := own.get(f"/api/jobs/{job_id}", token)[1])["status"] == "running":
+            assert time.monotonic() < deadline, "the job stayed running after its worker died"
+            time.sleep(0.3)
+        assert job["status"] == "failed" and "worker lost" in job["error"]
+        assert own.get("/healthz")[0] == 200, "the worker itself recovers (Celery forks a new child)"
+    finally:
+        own.stop()
+
+
+def own_job_pid(stack, job_id: int) -> int:
+    import sqlite3
+
+    with sqlite3.connect(stack.data_dir / "perfmon.sqlite3") as db:
+        return db.execute("SELECT worker_pid FROM dashboard_job WHERE id = ?", (job_id,)).fetchone()[0]

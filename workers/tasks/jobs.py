@@ -18,9 +18,6 @@ from workers import zoo
 
 log = logging.getLogger(__name__)
 
-# A running job whose worker has not answered for this long is failed as "worker lost".
-ORPHAN_GRACE = timedelta(seconds=60)
-
 
 @shared_task(name="perfmon.run_benchmark", bind=True, acks_late=True, max_retries=0)
 def run_benchmark(self, job_id: int) -> str:
@@ -97,7 +94,12 @@ def fail_orphaned_jobs() -> int:
     """Fail running jobs whose worker died, so that no job stays "running" forever."""
     from perfmon.celery import app
 
-    running = list(Job.objects.filter(status=JobStatus.RUNNING, started_at__lt=timezone.now() - ORPHAN_GRACE))
+    running = list(
+        Job.objects.filter(
+            status=JobStatus.RUNNING,
+            started_at__lt=timezone.now() - timedelta(seconds=settings.ORPHAN_GRACE_S),
+        )
+    )
     if not running:
         return 0
     replies = app.control.ping(timeout=1.0) or []
