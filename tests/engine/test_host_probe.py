@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
 import psutil
+import pytest
 
 from workers.sampler.host import HostProbe, cpu_model
 
@@ -49,3 +51,80 @@ def test_to_json_gives_plain_lists() -> None:
 
 def test_cpu_model_is_named() -> None:
     assert cpu_model().strip()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def _loopback_traffic(total_bytes: int) -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())
+    peer, _ = server.accept()
+    chunk = b"x" * 65536
+    received = 0
+
+    def drain() -> None:
+        nonlocal received
+        while received < total_bytes:
+            received += len(peer.recv(1 << 20))
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    for _ in range(total_bytes // len(chunk)):
+        client.sendall(chunk)
+    reader.join()
+    for s in (client, peer, server):
+        s.close()
+
+
+def test_disk_and_network_rates_start_empty_then_count_without_loopback() -> None:
+    clock = FakeClock()
+    probe = HostProbe(clock=clock)
+    first = probe.sample()
+    rates = ["disk_read_bytes_per_s", "disk_write_bytes_per_s", "net_rx_bytes_per_s", "net_tx_bytes_per_s"]
+    assert [getattr(first, r) for r in rates] == [None] * 4
+
+    _loopback_traffic(16 * 1024**2)
+    clock.now_s += 1.0
+    second = probe.sample()
+    for r in rates:
+        assert isinstance(getattr(second, r), float), r
+        assert getattr(second, r) >= 0
+    # 16 MiB went over loopback in that second; little else can have.
+    assert second.net_rx_bytes_per_s < 8 * 1024**2
+    assert second.net_tx_bytes_per_s < 8 * 1024**2
+
+
+def test_counters_are_cumulative_totals_for_prometheus() -> None:
+    probe = HostProbe()
+    before = probe.sample().counters
+    after = probe.sample().counters
+    modes = before["cpu_seconds_total"]
+    assert {"user", "system", "idle"} <= set(modes)
+    assert set(modes) <= {"user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"}
+    assert modes["idle"] == pytest.approx(psutil.cpu_times().idle, rel=0.05)
+    for key in [
+        "disk_read_bytes_total",
+        "disk_written_bytes_total",
+        "network_receive_bytes_total",
+        "network_transmit_bytes_total",
+    ]:
+        assert isinstance(before[key], int), key
+        assert after[key] >= before[key]
+    lo = psutil.net_io_counters(pernic=True).get("lo")
+    everything = psutil.net_io_counters()
+    if lo is not None and lo.bytes_recv > 0:
+        assert after["network_receive_bytes_total"] <= everything.bytes_recv - lo.bytes_recv
+
+
+def test_memory_available_and_json_shape() -> None:
+    sample = HostProbe().sample()
+    assert sample.memory_available_bytes == pytest.approx(psutil.virtual_memory().available, rel=0.2)
+    data = sample.to_json()
+    assert set(data["top_processes"]) == {"by_cpu", "by_rss"}
+    assert data["counters"]["cpu_seconds_total"]["user"] > 0

@@ -1,7 +1,12 @@
-"""The real Nvml adapter against a fake pynvml module that behaves like nvidia-ml-py."""
+"""The real Nvml adapter against a fake pynvml module that behaves like nvidia-ml-py.
+
+The fake answers from one dict per GPU; a key missing from the dict makes the matching query
+raise NVML_ERROR_NOT_SUPPORTED, as a GPU without that sensor does.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from types import SimpleNamespace
 from typing import Any
 
@@ -9,8 +14,11 @@ import pytest
 
 from workers.sampler import nvml as nvml_module
 from workers.sampler.nvml import Nvml, NvmlUnavailable
+from workers.sampler.nvml_values import throttle_reasons
 
 GiB = 1024**3
+UINT_NA = 0xFFFFFFFF  # pynvml.NVML_VALUE_NOT_AVAILABLE_uint
+ULL_NA = 0xFFFFFFFFFFFFFFFF  # pynvml.NVML_VALUE_NOT_AVAILABLE_ulonglong
 
 
 class FakeNVMLError(Exception):
@@ -19,21 +27,44 @@ class FakeNVMLError(Exception):
         self.value = value
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
 class FakePynvml:
-    """The slice of pynvml that Nvml uses; error codes and enums copied from pynvml."""
+    """The slice of pynvml that Nvml uses; error codes and enums copied from pynvml.
+
+    Physical handles are GPU indices; MIG handles are ("mig", parent index, position).
+    ``calls`` counts every device query by function name.
+    """
 
     NVMLError = FakeNVMLError
     NVML_ERROR_UNINITIALIZED = 1
     NVML_ERROR_NOT_SUPPORTED = 3
     NVML_ERROR_NO_PERMISSION = 4
+    NVML_ERROR_NOT_FOUND = 6
     NVML_ERROR_DRIVER_NOT_LOADED = 9
     NVML_ERROR_LIBRARY_NOT_FOUND = 12
+    NVML_ERROR_FUNCTION_NOT_FOUND = 13
     NVML_ERROR_GPU_IS_LOST = 15
     NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18
     NVML_ERROR_UNKNOWN = 999
     NVML_TEMPERATURE_GPU = 0
     NVML_CLOCK_SM = 1
     NVML_CLOCK_MEM = 2
+    NVML_FEATURE_DISABLED = 0
+    NVML_FEATURE_ENABLED = 1
+    NVML_PCIE_UTIL_TX_BYTES = 0
+    NVML_PCIE_UTIL_RX_BYTES = 1
+    NVML_VOLATILE_ECC = 0
+    NVML_MEMORY_ERROR_TYPE_CORRECTED = 0
+    NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 1
+    NVML_DEVICE_MIG_DISABLE = 0
+    NVML_DEVICE_MIG_ENABLE = 1
 
     def __init__(self, gpus: list[dict[str, Any]], *, init_error: int | None = None) -> None:
         self.gpus = gpus
@@ -41,11 +72,25 @@ class FakePynvml:
         # (function name, gpu index or None) -> error code raised instead of answering
         self.failures: dict[tuple[str, int | None], int] = {}
         self.shutdowns = 0
+        self.calls: Counter[str] = Counter()
+        # (handle, lastSeenTimeStamp) of every nvmlDeviceGetProcessUtilization call
+        self.process_util_calls: list[tuple[Any, int]] = []
 
-    def _check(self, fn: str, index: int | None = None) -> None:
+    def _gpu(self, h: Any) -> dict[str, Any]:
+        if isinstance(h, tuple):
+            return self.gpus[h[1]]["mig"][h[2]]
+        return self.gpus[h]
+
+    def _get(self, fn: str, h: Any, key: str) -> Any:
+        self.calls[fn] += 1
+        index = h if isinstance(h, int) else None
         code = self.failures.get((fn, index), self.failures.get((fn, None)))
         if code is not None:
             raise FakeNVMLError(code)
+        gpu = self._gpu(h)
+        if key not in gpu:
+            raise FakeNVMLError(self.NVML_ERROR_NOT_SUPPORTED)
+        return gpu[key]
 
     def nvmlInit(self) -> None:
         if self.init_error is not None:
@@ -58,7 +103,7 @@ class FakePynvml:
         return len(self.gpus)
 
     def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
-        self._check("nvmlDeviceGetHandleByIndex", i)
+        self._get("nvmlDeviceGetHandleByIndex", i, "name")
         return i
 
     def nvmlSystemGetDriverVersion(self) -> bytes:
@@ -67,46 +112,103 @@ class FakePynvml:
     def nvmlSystemGetCudaDriverVersion(self) -> int:
         return 12040
 
-    def _get(self, fn: str, h: int, key: str) -> Any:
-        self._check(fn, h)
-        return self.gpus[h][key]
-
-    def nvmlDeviceGetName(self, h: int) -> str | bytes:
+    def nvmlDeviceGetName(self, h: Any) -> str | bytes:
         return self._get("nvmlDeviceGetName", h, "name")
 
-    def nvmlDeviceGetUUID(self, h: int) -> str | bytes:
+    def nvmlDeviceGetUUID(self, h: Any) -> str | bytes:
         return self._get("nvmlDeviceGetUUID", h, "uuid")
 
-    def nvmlDeviceGetPciInfo(self, h: int) -> SimpleNamespace:
+    def nvmlDeviceGetPciInfo(self, h: Any) -> SimpleNamespace:
         return SimpleNamespace(busId=self._get("nvmlDeviceGetPciInfo", h, "bus_id"))
 
-    def nvmlDeviceGetMemoryInfo(self, h: int) -> SimpleNamespace:
-        g = self.gpus[h]
-        self._check("nvmlDeviceGetMemoryInfo", h)
-        return SimpleNamespace(total=g["total"], used=g["used"], free=g["total"] - g["used"])
+    def nvmlDeviceGetMemoryInfo(self, h: Any) -> SimpleNamespace:
+        total = self._get("nvmlDeviceGetMemoryInfo", h, "total")
+        used = self._gpu(h)["used"]
+        return SimpleNamespace(total=total, used=used, free=self._gpu(h).get("free", total - used))
 
-    def nvmlDeviceGetUtilizationRates(self, h: int) -> SimpleNamespace:
-        self._check("nvmlDeviceGetUtilizationRates", h)
-        return SimpleNamespace(gpu=self.gpus[h]["util"], memory=self.gpus[h]["mem_util"])
+    def nvmlDeviceGetUtilizationRates(self, h: Any) -> SimpleNamespace:
+        util = self._get("nvmlDeviceGetUtilizationRates", h, "util")
+        return SimpleNamespace(gpu=util, memory=self._gpu(h)["mem_util"])
 
-    def nvmlDeviceGetTemperature(self, h: int, sensor: int) -> int:
+    def nvmlDeviceGetTemperature(self, h: Any, sensor: int) -> int:
         assert sensor == self.NVML_TEMPERATURE_GPU
         return self._get("nvmlDeviceGetTemperature", h, "temp")
 
-    def nvmlDeviceGetPowerUsage(self, h: int) -> int:
+    def nvmlDeviceGetPowerUsage(self, h: Any) -> int:
         return self._get("nvmlDeviceGetPowerUsage", h, "power_mw")
 
-    def nvmlDeviceGetEnforcedPowerLimit(self, h: int) -> int:
+    def nvmlDeviceGetEnforcedPowerLimit(self, h: Any) -> int:
         return self._get("nvmlDeviceGetEnforcedPowerLimit", h, "limit_mw")
 
-    def nvmlDeviceGetClockInfo(self, h: int, clock: int) -> int:
+    def nvmlDeviceGetClockInfo(self, h: Any, clock: int) -> int:
         return self._get("nvmlDeviceGetClockInfo", h, "sm_mhz" if clock == self.NVML_CLOCK_SM else "mem_mhz")
 
-    def nvmlDeviceGetFanSpeed(self, h: int) -> int:
+    def nvmlDeviceGetFanSpeed(self, h: Any) -> int:
         return self._get("nvmlDeviceGetFanSpeed", h, "fan")
+
+    def nvmlDeviceGetPcieThroughput(self, h: Any, counter: int) -> int:
+        key = "pcie_tx_kbps" if counter == self.NVML_PCIE_UTIL_TX_BYTES else "pcie_rx_kbps"
+        return self._get("nvmlDeviceGetPcieThroughput", h, key)
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, h: Any) -> int:
+        return self._get("nvmlDeviceGetCurrentClocksEventReasons", h, "throttle")
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, h: Any) -> int:
+        return self._get("nvmlDeviceGetCurrentClocksThrottleReasons", h, "throttle")
+
+    def nvmlDeviceGetPersistenceMode(self, h: Any) -> int:
+        return self._get("nvmlDeviceGetPersistenceMode", h, "persistence")
+
+    def nvmlDeviceGetEccMode(self, h: Any) -> list[int]:
+        return self._get("nvmlDeviceGetEccMode", h, "ecc_mode")
+
+    def nvmlDeviceGetTotalEccErrors(self, h: Any, error_type: int, counter_type: int) -> int:
+        assert counter_type == self.NVML_VOLATILE_ECC
+        return self._get("nvmlDeviceGetTotalEccErrors", h, "ecc")[error_type]
+
+    def nvmlDeviceGetMigMode(self, h: Any) -> list[int]:
+        return self._get("nvmlDeviceGetMigMode", h, "mig_mode")
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, h: Any) -> int:
+        self._get("nvmlDeviceGetMaxMigDeviceCount", h, "mig")
+        return 7
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, h: int, position: int) -> tuple[str, int, int]:
+        if position >= len(self._get("nvmlDeviceGetMigDeviceHandleByIndex", h, "mig")):
+            raise FakeNVMLError(self.NVML_ERROR_NOT_FOUND)
+        return ("mig", h, position)
+
+    def _procs(self, fn: str, h: Any, kind: str) -> list[SimpleNamespace]:
+        procs = self._get(fn, h, "procs")
+        return [
+            SimpleNamespace(
+                pid=p["pid"], usedGpuMemory=p["used"], gpuInstanceId=UINT_NA, computeInstanceId=UINT_NA
+            )
+            for p in procs
+            if p.get("kind", "compute") == kind
+        ]
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h: Any) -> list[SimpleNamespace]:
+        return self._procs("nvmlDeviceGetComputeRunningProcesses", h, "compute")
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, h: Any) -> list[SimpleNamespace]:
+        return self._procs("nvmlDeviceGetGraphicsRunningProcesses", h, "graphics")
+
+    def nvmlDeviceGetProcessUtilization(self, h: Any, last_seen_us: int) -> list[SimpleNamespace]:
+        self.process_util_calls.append((h, last_seen_us))
+        samples = self._get("nvmlDeviceGetProcessUtilization", h, "proc_util")
+        newer = [
+            SimpleNamespace(pid=pid, timeStamp=ts, smUtil=sm, memUtil=0, encUtil=0, decUtil=0)
+            for pid, ts, sm in samples
+            if ts > last_seen_us
+        ]
+        if not newer:
+            raise FakeNVMLError(self.NVML_ERROR_NOT_FOUND)
+        return newer
 
 
 def h100(**overrides: Any) -> dict[str, Any]:
+    """A full-featured GPU: every query answers."""
     gpu = {
         "name": b"NVIDIA H100 80GB HBM3",
         "uuid": "GPU-1234",
@@ -121,13 +223,39 @@ def h100(**overrides: Any) -> dict[str, Any]:
         "sm_mhz": 1980,
         "mem_mhz": 2619,
         "fan": 40,
+        "pcie_tx_kbps": 2_000,
+        "pcie_rx_kbps": 500_000,
+        "throttle": 0x4,
+        "persistence": 1,
+        "ecc_mode": [1, 1],
+        "ecc": [3, 0],
+        "mig_mode": [0, 0],
+        "procs": [],
+        "proc_util": [],
     }
     return gpu | overrides
 
 
+def a10_without_extras(**overrides: Any) -> dict[str, Any]:
+    """A GPU without fan, power, ECC or PCIe readings, persistence off and no process SM %."""
+    gpu = h100(name="NVIDIA A10", uuid=b"GPU-5678", bus_id="00000000:3B:00.0", persistence=0, **overrides)
+    for key in (
+        "fan",
+        "power_mw",
+        "limit_mw",
+        "ecc_mode",
+        "ecc",
+        "pcie_tx_kbps",
+        "pcie_rx_kbps",
+        "proc_util",
+    ):
+        gpu.pop(key, None)
+    return gpu
+
+
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakePynvml:
-    fake = FakePynvml([h100(), h100(name="NVIDIA A10", uuid=b"GPU-5678", fan=0)])
+    fake = FakePynvml([h100(), a10_without_extras()])
     monkeypatch.setattr(nvml_module, "pynvml", fake)
     return fake
 
@@ -137,6 +265,7 @@ def test_it_maps_and_converts_every_field(fake: FakePynvml) -> None:
     assert gpu.index == 0
     assert gpu.name == "NVIDIA H100 80GB HBM3"
     assert gpu.uuid == "GPU-1234"
+    assert gpu.pci_bus_id == "00000000:18:00.0"
     assert gpu.utilization_gpu_percent == 55
     assert gpu.utilization_memory_percent == 20
     assert gpu.memory_total_bytes == 80 * GiB
@@ -147,6 +276,217 @@ def test_it_maps_and_converts_every_field(fake: FakePynvml) -> None:
     assert gpu.power_limit_w == pytest.approx(700.0)
     assert (gpu.sm_clock_mhz, gpu.mem_clock_mhz) == (1980, 2619)
     assert gpu.fan_percent == 40
+    # NVML gives PCIe throughput in KB/s (KiB/s).
+    assert (gpu.pcie_tx_bytes_per_s, gpu.pcie_rx_bytes_per_s) == (2_000 * 1024, 500_000 * 1024)
+    assert gpu.throttle_reasons == ("sw_power_cap",)
+    assert (gpu.ecc_errors_corrected, gpu.ecc_errors_uncorrected) == (3, 0)
+    assert gpu.persistence_mode is True
+    assert gpu.mig_mode is False
+    assert (gpu.is_mig_device, gpu.parent_index) == (False, None)
+    assert gpu.processes == ()
+
+
+def test_a_gpu_lacking_fan_power_ecc_and_pcie_gives_none_there_and_all_else(fake: FakePynvml) -> None:
+    gpu = Nvml.open().sample()[1]
+    lacking = [
+        "fan_percent",
+        "power_draw_w",
+        "power_limit_w",
+        "ecc_errors_corrected",
+        "ecc_errors_uncorrected",
+        "pcie_tx_bytes_per_s",
+        "pcie_rx_bytes_per_s",
+    ]
+    data = gpu.to_json()
+    assert {k: data[k] for k in lacking} == dict.fromkeys(lacking)
+    present = {k: v for k, v in data.items() if k not in lacking and k != "parent_index"}
+    assert None not in present.values(), present
+    assert (gpu.name, gpu.uuid, gpu.temperature_c, gpu.sm_clock_mhz) == ("NVIDIA A10", "GPU-5678", 61, 1980)
+
+
+def test_ecc_switched_off_gives_no_error_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakePynvml([h100(ecc_mode=[0, 0])])
+    monkeypatch.setattr(nvml_module, "pynvml", fake)
+    gpu = Nvml.open().sample()[0]
+    assert (gpu.ecc_errors_corrected, gpu.ecc_errors_uncorrected) == (None, None)
+    assert fake.calls["nvmlDeviceGetTotalEccErrors"] == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"temp": UINT_NA}, "temperature_c"),
+        ({"fan": UINT_NA}, "fan_percent"),
+        ({"util": UINT_NA, "mem_util": 20}, "utilization_gpu_percent"),
+        ({"power_mw": UINT_NA}, "power_draw_w"),
+        ({"sm_mhz": UINT_NA}, "sm_clock_mhz"),
+        ({"pcie_rx_kbps": UINT_NA}, "pcie_rx_bytes_per_s"),
+        ({"ecc": [ULL_NA, 0]}, "ecc_errors_corrected"),
+        ({"ecc": [0, 2**63 - 1]}, "ecc_errors_uncorrected"),
+        ({"used": ULL_NA, "free": ULL_NA}, "memory_used_bytes"),
+        ({"throttle": ULL_NA}, "throttle_reasons"),
+    ],
+)
+def test_not_available_sentinels_become_none(
+    monkeypatch: pytest.MonkeyPatch, overrides: dict[str, Any], field: str
+) -> None:
+    monkeypatch.setattr(nvml_module, "pynvml", FakePynvml([h100(**overrides)]))
+    data = Nvml.open().sample()[0].to_json()
+    assert data[field] is None
+    assert data["mem_clock_mhz"] == 2619
+
+
+def test_a_process_without_a_memory_reading_has_none_not_a_sentinel(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = h100(procs=[{"pid": 4242, "used": ULL_NA}])
+    monkeypatch.setattr(nvml_module, "pynvml", FakePynvml([gpu]))
+    (proc,) = Nvml.open().sample()[0].processes or ()
+    assert (proc.pid, proc.used_memory_bytes) == (4242, None)
+
+
+@pytest.mark.parametrize(
+    ("mask", "names"),
+    [
+        (0, ()),
+        (0x1, ("gpu_idle",)),
+        (0x4 | 0x40, ("sw_power_cap", "hw_thermal_slowdown")),
+        (0x8 | 0x80 | 0x20, ("hw_slowdown", "sw_thermal_slowdown", "hw_power_brake_slowdown")),
+        (0x2 | 0x10 | 0x100, ("applications_clocks_setting", "sync_boost", "display_clock_setting")),
+        (0x4 | 0x1000, ("sw_power_cap", "unknown_0x1000")),
+        (None, None),
+        (ULL_NA, None),
+    ],
+)
+def test_throttle_masks_decode_to_names(mask: int | None, names: tuple[str, ...] | None) -> None:
+    assert throttle_reasons(mask) == names
+
+
+def test_throttle_reasons_fall_back_to_the_pre_535_function(
+    fake: FakePynvml, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(FakePynvml, "nvmlDeviceGetCurrentClocksEventReasons")
+    fake.gpus[0]["throttle"] = 0x40
+    nvml = Nvml.open()
+    assert nvml.sample()[0].throttle_reasons == ("hw_thermal_slowdown",)
+    assert nvml.sample()[0].throttle_reasons == ("hw_thermal_slowdown",)
+
+
+def test_per_process_rows_carry_memory_and_sm_percent(fake: FakePynvml) -> None:
+    fake.gpus[0]["procs"] = [
+        {"pid": 101, "used": 2 * GiB},
+        {"pid": 102, "used": 1 * GiB},
+        {"pid": 102, "used": 512, "kind": "graphics"},
+        {"pid": 103, "used": 64, "kind": "graphics"},
+    ]
+    fake.gpus[0]["proc_util"] = [(101, 5_000, 10), (101, 6_000, 70), (102, 5_500, 20)]
+    rows = {p.pid: p for p in Nvml.open().sample()[0].processes or ()}
+    assert sorted(rows) == [101, 102, 103]
+    assert rows[101].used_memory_bytes == 2 * GiB
+    assert rows[102].used_memory_bytes == 1 * GiB  # one row per PID across compute and graphics
+    assert rows[101].sm_percent == 70  # the newest sample
+    assert rows[102].sm_percent == 20
+    assert rows[103].sm_percent == 0  # NVML lists only processes that ran kernels
+
+
+def test_process_utilization_is_asked_since_the_previous_call(fake: FakePynvml) -> None:
+    fake.gpus[0]["procs"] = [{"pid": 101, "used": GiB}]
+    fake.gpus[0]["proc_util"] = [(101, 5_000, 30)]
+    nvml = Nvml.open()
+    assert nvml.sample()[0].processes[0].sm_percent == 30  # type: ignore[index]
+    # Nothing new since the sample at 5000 us: NVML answers NOT_FOUND, which means idle.
+    assert nvml.sample()[0].processes[0].sm_percent == 0  # type: ignore[index]
+    fake.gpus[0]["proc_util"].append((101, 9_000, 80))
+    assert nvml.sample()[0].processes[0].sm_percent == 80  # type: ignore[index]
+    assert [ts for h, ts in fake.process_util_calls if h == 0] == [0, 5_000, 5_000]
+    nvml.sample()
+    assert fake.process_util_calls[-1] == (0, 9_000)
+
+
+def test_process_sm_percent_is_none_where_nvml_cannot_attribute_it(fake: FakePynvml) -> None:
+    fake.gpus[1]["procs"] = [{"pid": 201, "used": GiB}]
+    (row,) = Nvml.open().sample()[1].processes or ()
+    assert (row.pid, row.used_memory_bytes, row.sm_percent) == (201, GiB, None)
+
+
+def test_processes_are_none_when_nvml_cannot_list_them(fake: FakePynvml) -> None:
+    del fake.gpus[1]["procs"]
+    assert Nvml.open().sample()[1].processes is None
+
+
+def test_mig_devices_are_listed_as_their_own_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    mig = [
+        {"name": "NVIDIA A100 MIG 3g.20gb", "uuid": "MIG-aaa", "total": 20 * GiB, "used": 5 * GiB,
+         "procs": [{"pid": 301, "used": 4 * GiB}]},
+        {"name": "NVIDIA A100 MIG 3g.20gb", "uuid": "MIG-bbb", "total": 20 * GiB, "used": 0, "procs": []},
+    ]  # fmt: skip
+    parent = h100(name="NVIDIA A100-SXM4-40GB", mig_mode=[1, 1], mig=mig)
+    del parent["util"]  # NVML gives no whole-GPU utilization in MIG mode
+    monkeypatch.setattr(nvml_module, "pynvml", FakePynvml([parent, h100(uuid="GPU-other")]))
+    nvml = Nvml.open()
+    gpus = nvml.sample()
+    assert [(g.index, g.is_mig_device, g.parent_index) for g in gpus] == [
+        (0, False, None),
+        (1, False, None),
+        (100, True, 0),
+        (101, True, 0),
+    ]
+    first = gpus[2]
+    assert (first.uuid, first.memory_used_bytes, first.memory_total_bytes) == ("MIG-aaa", 5 * GiB, 20 * GiB)
+    assert [(p.pid, p.used_memory_bytes, p.sm_percent) for p in first.processes or ()] == [
+        (301, 4 * GiB, None)
+    ]
+    assert first.temperature_c is None and first.utilization_gpu_percent is None
+    assert gpus[0].mig_mode is True and gpus[0].utilization_gpu_percent is None
+    assert gpus[0].temperature_c == 61
+    assert nvml.device_count() == 2
+    assert [g["index"] for g in nvml.static_info()] == [0, 1]
+
+
+def test_persistence_mode_off_gives_a_warning(fake: FakePynvml) -> None:
+    nvml = Nvml.open()
+    gpus = nvml.sample()
+    assert [g.persistence_mode for g in gpus] == [True, False]
+    assert nvml.warnings == (
+        "GPU 1: persistence mode is off; the first CUDA call after idle pays driver start-up",
+    )
+
+
+def test_static_fields_are_read_once_per_cache_window(fake: FakePynvml) -> None:
+    clock = FakeClock()
+    nvml = Nvml.open(clock=clock, static_ttl_s=5.0)
+    static = [
+        "nvmlDeviceGetName",
+        "nvmlDeviceGetUUID",
+        "nvmlDeviceGetPciInfo",
+        "nvmlDeviceGetEnforcedPowerLimit",
+        "nvmlDeviceGetPersistenceMode",
+        "nvmlDeviceGetEccMode",
+        "nvmlDeviceGetMigMode",
+    ]
+    after_open = {fn: fake.calls[fn] for fn in static}
+    assert all(after_open.values())
+    for _ in range(4):
+        clock.now_s += 1.0
+        nvml.sample()
+    assert {fn: fake.calls[fn] for fn in static} == after_open
+    assert fake.calls["nvmlDeviceGetUtilizationRates"] == 2 * 4  # dynamic fields: every tick
+    # A query the GPU refused is not asked again until the next refresh.
+    assert fake.calls["nvmlDeviceGetFanSpeed"] == 4 + 1
+
+    clock.now_s += 1.5
+    nvml.sample()
+    assert {fn: fake.calls[fn] for fn in static} == {fn: 2 * n for fn, n in after_open.items()}
+    assert fake.calls["nvmlDeviceGetFanSpeed"] == 4 + 1 + 2
+
+
+def test_a_changed_static_field_shows_after_the_cache_window(fake: FakePynvml) -> None:
+    clock = FakeClock()
+    nvml = Nvml.open(clock=clock, static_ttl_s=5.0)
+    fake.gpus[1]["persistence"] = 1
+    nvml.sample()
+    assert len(nvml.warnings) == 1
+    clock.now_s += 5.0
+    assert nvml.sample()[1].persistence_mode is True
+    assert nvml.warnings == ()
 
 
 def test_names_come_back_as_str_whether_pynvml_gives_bytes_or_str(fake: FakePynvml) -> None:
@@ -157,43 +497,51 @@ def test_names_come_back_as_str_whether_pynvml_gives_bytes_or_str(fake: FakePynv
 
 def test_unsupported_fields_become_none_and_the_rest_carry_on(fake: FakePynvml) -> None:
     not_supported = FakePynvml.NVML_ERROR_NOT_SUPPORTED
-    fake.failures[("nvmlDeviceGetFanSpeed", 0)] = not_supported
-    fake.failures[("nvmlDeviceGetPowerUsage", 0)] = not_supported
+    fake.failures[("nvmlDeviceGetTemperature", 0)] = not_supported
+    fake.failures[("nvmlDeviceGetClockInfo", 0)] = not_supported
     gpu0, gpu1 = Nvml.open().sample()
-    assert gpu0.fan_percent is None
-    assert gpu0.power_draw_w is None
+    assert (gpu0.temperature_c, gpu0.sm_clock_mhz, gpu0.mem_clock_mhz) == (None, None, None)
     assert gpu0.power_limit_w == pytest.approx(700.0)
-    assert gpu0.temperature_c == 61
+    assert gpu0.fan_percent == 40
     assert gpu0.memory_used_bytes == 10 * GiB
-    assert gpu1.power_draw_w == pytest.approx(250.123)
-    assert gpu1.fan_percent == 0
+    assert (gpu1.temperature_c, gpu1.sm_clock_mhz) == (61, 1980)
 
 
-def test_a_lost_gpu_reads_as_none_without_raising(fake: FakePynvml) -> None:
+def test_a_lost_gpu_reads_as_none_and_is_named_in_the_warnings(fake: FakePynvml) -> None:
     nvml = Nvml.open()
     lost = FakePynvml.NVML_ERROR_GPU_IS_LOST
-    for fn in ["MemoryInfo", "UtilizationRates", "Temperature", "PowerUsage", "EnforcedPowerLimit"]:
-        fake.failures[(f"nvmlDeviceGet{fn}", 1)] = lost
-    for fn in ["ClockInfo", "FanSpeed"]:
-        fake.failures[(f"nvmlDeviceGet{fn}", 1)] = lost
+    for fn in ["MemoryInfo", "UtilizationRates", "Temperature", "PowerUsage", "ClockInfo", "FanSpeed"]:
+        fake.failures[(f"nvmlDeviceGet{fn}", 0)] = lost
+    for fn in ["PcieThroughput", "CurrentClocksEventReasons", "TotalEccErrors", "ComputeRunningProcesses"]:
+        fake.failures[(f"nvmlDeviceGet{fn}", 0)] = lost
+    fake.failures[("nvmlDeviceGetGraphicsRunningProcesses", 0)] = lost
     gpu0, gpu1 = nvml.sample()
-    assert gpu0.temperature_c == 61
-    measured = {k: v for k, v in gpu1.to_json().items() if k not in ("index", "name", "uuid")}
-    assert set(measured.values()) == {None}
+    assert gpu1.temperature_c == 61
+    readings = {k: v for k, v in gpu0.to_json().items() if k.endswith(("_percent", "_c", "_mhz", "_per_s"))}
+    assert set(readings.values()) == {None}
+    assert gpu0.memory_used_bytes is None and gpu0.power_draw_w is None and gpu0.processes is None
+    assert nvml.warnings[0].startswith("GPU 0: GPU is lost")
 
 
 def test_a_gpu_without_a_handle_keeps_its_index(fake: FakePynvml) -> None:
     fake.failures[("nvmlDeviceGetHandleByIndex", 0)] = FakePynvml.NVML_ERROR_GPU_IS_LOST
-    gpu0, gpu1 = Nvml.open().sample()
-    assert (gpu0.index, gpu0.memory_total_bytes) == (0, None)
+    nvml = Nvml.open()
+    gpu0, gpu1 = nvml.sample()
+    assert (gpu0.index, gpu0.memory_total_bytes, gpu0.name) == (0, None, None)
     assert (gpu1.index, gpu1.name) == (1, "NVIDIA A10")
+    assert nvml.warnings[0].startswith("GPU 0: NVML cannot reach this GPU")
 
 
 def test_a_function_missing_from_old_bindings_reads_as_none(
     fake: FakePynvml, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delattr(FakePynvml, "nvmlDeviceGetFanSpeed")
-    assert Nvml.open().sample()[0].fan_percent is None
+    monkeypatch.delattr(FakePynvml, "nvmlDeviceGetProcessUtilization")
+    fake.gpus[0]["procs"] = [{"pid": 101, "used": GiB}]
+    gpu = Nvml.open().sample()[0]
+    assert gpu.fan_percent is None
+    assert gpu.processes[0].sm_percent is None  # type: ignore[index]
+    assert gpu.temperature_c == 61
 
 
 @pytest.mark.parametrize(
@@ -257,3 +605,24 @@ def test_fake_constants_match_the_real_bindings() -> None:
     for name in dir(FakePynvml):
         if name.startswith("NVML_"):
             assert getattr(FakePynvml, name) == getattr(real, name), name
+    assert real.NVML_VALUE_NOT_AVAILABLE_uint.value == UINT_NA
+    assert real.NVML_VALUE_NOT_AVAILABLE_ulonglong.value == ULL_NA
+    for name in ["nvmlClocksEventReasonSwPowerCap", "nvmlClocksEventReasonHwThermalSlowdown"]:
+        assert hasattr(real, name)
+    assert real.nvmlClocksEventReasonSwPowerCap == 0x4
+    assert real.nvmlClocksEventReasonHwThermalSlowdown == 0x40
+
+
+def test_pcie_throughput_is_read_at_most_once_a_second(fake: FakePynvml) -> None:
+    # NVML measures PCIe over 20 ms inside each call: a 10 Hz sampler must not pay that every tick.
+    clock = FakeClock()
+    nvml = Nvml.open(clock=clock, pcie_every_s=1.0)
+    readings = []
+    for _ in range(8):
+        readings.append(nvml.sample()[0].pcie_rx_bytes_per_s)
+        fake.gpus[0]["pcie_rx_kbps"] += 1
+        clock.now_s += 0.125
+    # tx and rx of GPU 0 once; GPU 1 refused each once and is not asked again.
+    assert fake.calls["nvmlDeviceGetPcieThroughput"] == 2 + 2
+    assert set(readings) == {500_000 * 1024}
+    assert nvml.sample()[0].pcie_rx_bytes_per_s == 500_008 * 1024

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 
+import psutil
 import pytest
 
+from tests.engine.test_nvml import FakePynvml, a10_without_extras, h100
+from workers.sampler import nvml as nvml_module
 from workers.sampler.loop import Sampler
 from workers.sampler.nvml import NvmlUnavailable
 from workers.sampler.sample import GpuSample, NodeSample
@@ -27,6 +32,7 @@ class StubNvml:
         self.count = count
         self.fail = fail
         self.closed = False
+        self.warnings: tuple[str, ...] = ()
 
     def device_count(self) -> int:
         return self.count
@@ -150,3 +156,30 @@ def test_run_survives_a_publisher_that_raises(caplog: pytest.LogCaptureFixture) 
 def test_run_refuses_intervals_out_of_range(interval_s: float) -> None:
     with pytest.raises(ValueError):
         Sampler("n1", nvml_opener=Opener()).run(lambda s: None, threading.Event(), interval_s)
+
+
+def test_gpu_warnings_and_process_owners_reach_the_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    me = os.getpid()
+    fake = FakePynvml([h100(procs=[{"pid": me, "used": 1024**3}]), a10_without_extras()])
+    monkeypatch.setattr(nvml_module, "pynvml", fake)
+    sampler = Sampler("n1")
+    first = sampler.tick()
+    assert first.gpu_status == "ok"
+    assert first.warnings == (
+        "GPU 1: persistence mode is off; the first CUDA call after idle pays driver start-up",
+    )
+    (row,) = first.gpus[0].processes or ()
+    assert row.pid == me
+    assert row.user == psutil.Process(me).username()
+    assert "pytest" in (row.command or "")
+    assert row.rss_bytes and row.rss_bytes > 10 * 1024**2
+    assert row.cpu_percent is None  # nothing to compare with yet
+    time.sleep(0.05)
+    second = sampler.tick()
+    assert (second.gpus[0].processes or ())[0].cpu_percent is not None
+
+    data = json.loads(json.dumps(second.to_json()))
+    assert set(data) == {"node", "ts", "gpu_status", "host", "gpus", "warnings"}
+    assert data["warnings"] == list(second.warnings)
+    assert data["gpus"][0]["processes"][0]["pid"] == me
+    assert data["gpus"][1]["fan_percent"] is None

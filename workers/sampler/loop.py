@@ -10,13 +10,15 @@ from collections.abc import Callable
 
 from workers.sampler.host import HostProbe
 from workers.sampler.nvml import Nvml, NvmlUnavailable
+from workers.sampler.process_info import ProcessDetails
 from workers.sampler.sample import GpuSample, NodeSample
 
 log = logging.getLogger(__name__)
 
 
 class Sampler:
-    """Samples one node. GPU trouble never stops host sampling: it shows in ``gpu_status``.
+    """Samples one node. GPU trouble never stops host sampling: it shows in ``gpu_status``
+    and, per GPU, in the sample's ``warnings`` (persistence mode off, a GPU lost).
 
     When NVML cannot be opened the reason becomes ``gpu_status`` ("no GPU: no driver"), and
     opening is retried at most every ``nvml_retry_s`` seconds, because a driver can be
@@ -37,6 +39,7 @@ class Sampler:
         self._nvml_retry_s = nvml_retry_s
         self._nvml_opener = nvml_opener
         self._host = host_probe if host_probe is not None else HostProbe()
+        self._gpu_processes = ProcessDetails()
         self._clock = clock
         self._nvml: Nvml | None = None
         self._gpu_status = "not checked yet"
@@ -78,20 +81,25 @@ class Sampler:
         if self._nvml is None and self._clock() >= self._next_nvml_attempt:
             self._try_open_nvml()
         gpus: tuple[GpuSample, ...] = ()
+        warnings: tuple[str, ...] = ()
         if self._nvml is not None:
             try:
                 gpus = self._nvml.sample()
+                warnings = self._nvml.warnings
             except Exception as e:  # Nvml.sample() is built not to raise; this is the last line of defence.
                 log.exception("GPU sampling failed; reopening NVML later")
                 self._nvml.close()
                 self._nvml = None
                 self._set_status(f"no GPU: NVML error: {e}")
+        # Host facts (user, command, CPU %, RSS) of the PIDs holding GPU memory.
+        gpus = self._gpu_processes.enrich(gpus)
         return NodeSample(
             node=self.node_name,
             ts=time.time(),
             host=self._host.sample(),
             gpus=gpus,
             gpu_status=self._gpu_status,
+            warnings=warnings,
         )
 
     def run(
