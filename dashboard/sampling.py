@@ -96,6 +96,7 @@ class SamplerDaemon:
 
     def _register(self, sample: NodeSample, now) -> None:
         info = describe_node(self.node_name, self.sampler.nvml, sample.gpu_status)
+        info["sample_interval_s"] = self.interval_s
         Node.objects.update_or_create(
             name=self.node_name, defaults={"info": info, "gpu_status": sample.gpu_status, "last_seen": now}
         )

@@ -69,6 +69,7 @@ class Job(models.Model):
             "result": self.result,
             "error": self.error or None,
             "node": self.node_name or None,
+            "worker_pid": self.worker_pid,
             "target_node": self.target_node or None,
             "created_at": _iso(self.created_at),
             "started_at": _iso(self.started_at),

@@ -27,5 +27,14 @@ class Node(models.Model):
         return (timezone.now() - self.last_seen).total_seconds()
 
     @property
+    def sample_interval_s(self) -> float:
+        return float(self.info.get("sample_interval_s") or settings.SAMPLE_INTERVAL_S)
+
+    @property
+    def offline_after_s(self) -> float:
+        """Offline after 3 missed ticks of the node's own sampling interval (agents may differ)."""
+        return 3 * self.sample_interval_s + 1.0
+
+    @property
     def is_online(self) -> bool:
-        return self.last_seen_age_s <= settings.SAMPLER_STALE_AFTER_S
+        return self.last_seen_age_s <= self.offline_after_s
