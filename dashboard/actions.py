@@ -11,6 +11,7 @@ from dashboard import live
 from dashboard.jobspec import validate_submission
 from dashboard.models import Job, JobStatus
 from dashboard.queues import ANY_NODE_QUEUE, queue_for
+from dashboard.results.regressions import record_regressions
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,16 @@ def do_finish_job(job_id: int, status: str, *, result: dict | None = None, error
     changes = {"status": status, "result": result, "error": error, "finished_at": timezone.now(), "step": ""}
     if status == JobStatus.SUCCEEDED:
         changes["progress_percent"] = 100.0
-    Job.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(**changes)
+    updated = Job.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+        **changes
+    )
     job = Job.objects.get(pk=job_id)
+    if updated and job.status == JobStatus.SUCCEEDED:
+        # Before the push: the page fetches the result as soon as it hears, and must see the flags.
+        try:
+            record_regressions(job)
+        except Exception:  # a comparison that fails must not cost the job its result
+            log.exception("could not compare job %s with earlier results", job_id)
     live.push_job(job)
     return job
 

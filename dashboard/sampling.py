@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from dashboard.history.writer import HistoryWriter
 from dashboard.latest import store_latest
 from dashboard.live import group_for_topic, push_event
 from dashboard.models import Node
@@ -32,6 +33,10 @@ REDESCRIBE_EVERY_S = 60.0
 BACKLOG_S = 15 * 60.0
 # Backfill goes out in slices so no single channel-layer message grows past a few hundred kB.
 BACKFILL_SLICE = 30
+# When Redis answers again, the web servers' subscriptions come back over the next second or two;
+# Redis pub/sub delivers only to current subscribers, so a backfill sent sooner would reach nobody.
+RESUBSCRIBE_GRACE_S = 3.0
+PROBE_GROUP = "perfmon.probe"
 
 
 class SamplerDaemon:
@@ -44,7 +49,11 @@ class SamplerDaemon:
         self.loop = asyncio.new_event_loop()
         self.layer = get_channel_layer()
         self.backlog: deque[dict] = deque(maxlen=max(1, int(BACKLOG_S / self.interval_s)))
+        # History goes straight to the database in batches; it buffers through database outages
+        # itself, so a Redis outage loses nothing from history either.
+        self.history = HistoryWriter()
         self._described_at = float("-inf")
+        self._redis_back_since: float | None = None
 
     def run(self, stop: threading.Event) -> None:
         log.info(
@@ -56,6 +65,7 @@ class SamplerDaemon:
         try:
             self.sampler.run(self.publish, stop, self.interval_s)
         finally:
+            self.history.flush()
             self.loop.close()
 
     def publish(self, sample: NodeSample) -> None:
@@ -64,9 +74,14 @@ class SamplerDaemon:
         store_latest(latest)
         self.push_live(payload)
         self.record_heartbeat(sample)
+        self.history.add(self.node_name, sample.ts, sample.metrics())
+        self.history.maybe_flush()
 
     def push_live(self, payload: dict) -> None:
         try:
+            if self.backlog and not self._ready_to_flush():
+                self.backlog.append(payload)  # still waiting: keep the browsers' order intact
+                return
             while self.backlog:
                 chunk = [self.backlog[i] for i in range(min(BACKFILL_SLICE, len(self.backlog)))]
                 self._send({"type": "backfill", "node": self.node_name, "samples": chunk})
@@ -76,7 +91,17 @@ class SamplerDaemon:
         except Exception as exc:  # Redis away: keep the sample for later, keep sampling
             if not self.backlog:
                 log.warning("cannot reach Redis (%s); keeping samples until it answers", exc)
+            self._redis_back_since = None
             self.backlog.append(payload)
+
+    def _ready_to_flush(self) -> bool:
+        """True once Redis has answered for RESUBSCRIBE_GRACE_S; raises while it does not answer."""
+        self.loop.run_until_complete(self.layer.group_send(PROBE_GROUP, {"type": "probe"}))
+        now = time.monotonic()
+        if self._redis_back_since is None:
+            self._redis_back_since = now
+            log.info("Redis answers again; backfilling %d samples shortly", len(self.backlog))
+        return now - self._redis_back_since >= RESUBSCRIBE_GRACE_S
 
     def _send(self, payload: dict) -> None:
         self.loop.run_until_complete(self.layer.group_send(self.group, push_event(payload)))

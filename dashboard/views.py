@@ -25,7 +25,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "node": node,
         "nodes": Node.objects.all(),
         "form": BenchmarkForm(),
-        "recent_jobs": Job.objects.all()[:10],
+        "recent_jobs": Job.objects.prefetch_related("regressions")[:10],
     }
     return render(request, "dashboard/home.html", context)
 
@@ -43,7 +43,7 @@ def benchmark(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def jobs(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/jobs.html", {"jobs": Job.objects.all()[:100]})
+    return render(request, "dashboard/jobs.html", {"jobs": Job.objects.prefetch_related("regressions")[:100]})
 
 
 @login_required

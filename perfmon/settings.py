@@ -79,6 +79,9 @@ def _database() -> dict:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": name,
+        # The sampler touches the database every tick: keep its connection instead of reopening it.
+        "CONN_MAX_AGE": 600,
+        "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
@@ -151,6 +154,7 @@ if min(HISTORY_RETENTION_RAW_H, HISTORY_RETENTION_1M_D, HISTORY_RETENTION_1H_D) 
 # A sampler not heard from for this long counts as down in /healthz and the node list.
 SAMPLER_STALE_AFTER_S = env_int("PERFMON_SAMPLER_STALE_AFTER_S", 10)
 SAMPLE_INTERVAL_S = float(os.environ.get("PERFMON_SAMPLE_INTERVAL_S", "1.0"))
+PERFMON_MAX_UPLOAD_BYTES = env_int("PERFMON_MAX_UPLOAD_BYTES", 2 << 30)  # per model upload; more is a 400
 PERFMON_REGRESSION_THRESHOLD = float(os.environ.get("PERFMON_REGRESSION_THRESHOLD") or "0.10")  # +10% p50
 
 LOGGING = {

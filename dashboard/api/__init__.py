@@ -67,3 +67,6 @@ from dashboard.api import jobs, nodes  # noqa: E402  (routers import Error from 
 
 api.add_router("/jobs", jobs.router)
 api.add_router("/nodes", nodes.router)
+from dashboard.api import metrics  # noqa: E402
+
+api.add_router("/metrics", metrics.router)

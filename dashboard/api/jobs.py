@@ -37,6 +37,7 @@ class JobOut(Schema):
     error: str | None
     node: str | None
     target_node: str | None
+    regressions: list[dict[str, Any]] = []
     created_at: str
     started_at: str | None
     finished_at: str | None
@@ -61,7 +62,7 @@ def get_job(request, job_id: int):
 def list_jobs(request, limit: int = 50):
     """The newest jobs first."""
     limit = max(1, min(limit, 500))
-    return [job.to_json() for job in Job.objects.all()[:limit]]
+    return [job.to_json() for job in Job.objects.prefetch_related("regressions")[:limit]]
 
 
 @router.post("/{job_id}/cancel", response={200: JobOut, 401: Error, 404: Error, 409: Error})

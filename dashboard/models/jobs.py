@@ -68,6 +68,7 @@ class Job(models.Model):
             "step": self.step,
             "result": self.result,
             "error": self.error or None,
+            "regressions": [regression.to_json() for regression in self.regressions.all()],
             "node": self.node_name or None,
             "worker_pid": self.worker_pid,
             "target_node": self.target_node or None,

@@ -18,7 +18,11 @@
 
   async function showResult() {
     const response = await fetch(section.dataset.resultUrl, { credentials: "same-origin" });
-    if (response.ok) document.getElementById("job-result").innerHTML = await response.text();
+    if (!response.ok) return;
+    const container = document.getElementById("job-result");
+    container.innerHTML = await response.text();
+    // Scripts inside innerHTML do not run: the charts are drawn by job-charts.js, loaded with the page.
+    if (window.perfmonJobCharts) window.perfmonJobCharts.render(container);
   }
 
   window.perfmonLive.subscribe("job:" + section.dataset.jobId, (message) => {

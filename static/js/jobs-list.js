@@ -33,5 +33,14 @@
     const status = row.querySelector('[data-role="status"]');
     status.textContent = job.status;
     status.className = "status status-" + job.status;
+    if ((job.regressions || []).length && !row.querySelector('[data-role="regression"]')) {
+      const badge = document.createElement("a");
+      badge.className = "badge bad";
+      badge.dataset.role = "regression";
+      badge.href = "/jobs/" + job.id + "/";
+      badge.title = "p50 worse than the previous comparable result";
+      badge.textContent = "regression";
+      status.after(" ", badge);
+    }
   });
 })();

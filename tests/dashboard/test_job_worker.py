@@ -66,7 +66,7 @@ async def test_a_submitted_benchmark_runs_and_reports_each_state(celery_worker, 
     runs = job["result"]["runs"]
     assert [run["batch_size"] for run in runs] == [1, 8]
     for run in runs:
-        assert run["iterations"] == 30
+        assert run["iterations"] >= 30, "iterations is the minimum; the harness runs until the median settles"
         latency = run["latency_ms"]
         assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
         assert latency["mean"] > 0 and run["throughput_per_s"] > 0

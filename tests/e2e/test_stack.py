@@ -47,7 +47,7 @@ def test_a_token_from_the_cli_drives_a_benchmark_through_the_api(stack):
         time.sleep(0.3)
     assert job["status"] == "succeeded", job
     (run,) = job["result"]["runs"]
-    assert run["batch_size"] == 4 and run["iterations"] == 40 and run["latency_ms"]["p50"] > 0
+    assert run["batch_size"] == 4 and run["iterations"] >= 40 and run["latency_ms"]["p50"] > 0
 
 
 def _children_named(stack, fragment: str) -> list[psutil.Process]:

@@ -1,0 +1,87 @@
+"""/api/metrics: metric history (one series over a range, at a bounded number of points) and the
+catalog of nodes, devices and metrics that have history."""
+
+from __future__ import annotations
+
+from ninja import Router, Schema, Status
+
+from dashboard.api.errors import Error
+from dashboard.history import query
+
+router = Router(tags=["metrics"])
+
+
+class SeriesOut(Schema):
+    node: str
+    metric: str
+    gpu: int | None
+    unit: str
+    resolution_s: int
+    bucket_s: int
+    start: float
+    end: float
+    points: list[list[float]]
+
+
+class MetricOut(Schema):
+    metric: str
+    gpu: int | None
+    unit: str
+
+
+class NodeOut(Schema):
+    name: str
+    online: bool
+    last_seen: str
+    gpus: list[int]
+    metrics: list[MetricOut]
+
+
+class CatalogOut(Schema):
+    nodes: list[NodeOut]
+
+
+def _int(raw: str | None, name: str, default: int | None) -> int | None:
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise query.BadQuery(f"{name}={raw!r} is not an integer") from None
+
+
+@router.get("/series", response={200: SeriesOut, 400: Error, 401: Error, 404: Error})
+def get_series(
+    request,
+    node: str | None = None,
+    metric: str | None = None,
+    gpu: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    points: str | None = None,
+):
+    """One metric of one node (``gpu``: the GPU index; leave it out for host metrics) from ``start``
+    to ``end`` (epoch seconds or ISO-8601; default the last hour), as at most ``points`` (1..5000,
+    default 500) ``[epoch_s, avg, min, max]`` rows from the coarsest resolution (raw, 1 min, 1 h)
+    that still gives that many."""
+    try:
+        if not node or not metric:
+            raise query.BadQuery(
+                "node and metric are required, e.g. ?node=gpu-1&metric=gpu.temperature_c&gpu=0"
+            )
+        return query.series(
+            node,
+            metric,
+            gpu=_int(gpu, "gpu", None),
+            start=query.parse_time(start, "start"),
+            end=query.parse_time(end, "end"),
+            points=_int(points, "points", query.DEFAULT_POINTS),
+        )
+    except query.HistoryQueryError as exc:
+        return Status(exc.status, {"error": str(exc)})
+
+
+@router.get("/catalog", response={200: CatalogOut, 401: Error})
+def get_catalog(request):
+    """Every node (online state, last heartbeat, GPU indices) and the metrics it has history of."""
+    return query.catalog()

@@ -1,0 +1,132 @@
+"""A tolerant reading of Job.result: runs, concurrency runs and the context that makes two
+results comparable (device, precision). Missing or malformed figures become None, never an error."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+LATENCY_KEYS = ("p50", "p90", "p95", "p99", "mean", "std", "min", "max")
+
+
+def number(value: Any) -> float | None:
+    """A finite int or float as float, else None (bools, strings, NaN and infinities are not figures)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _integer(value: Any) -> int | None:
+    figure = number(value)
+    return int(figure) if figure is not None and figure == int(figure) else None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One batch size of a benchmark. ``error`` is set (and the figures None) when that point failed."""
+
+    batch_size: int | None
+    latency_ms: dict[str, float | None]
+    throughput_per_s: float | None
+    iterations: int | None
+    peak_memory_bytes: int | None
+    iqr_ms: float | None
+    ci95_low_ms: float | None
+    ci95_high_ms: float | None
+    unstable: bool | None
+    stop_reason: str
+    error: str
+
+    @property
+    def p50_ms(self) -> float | None:
+        return self.latency_ms["p50"]
+
+    @property
+    def p99_ms(self) -> float | None:
+        return self.latency_ms["p99"]
+
+    @property
+    def ok(self) -> bool:
+        """A usable measurement: no error and a p50 to compare."""
+        return not self.error and self.batch_size is not None and self.p50_ms is not None
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Run:
+        raw = raw if isinstance(raw, dict) else {}
+        latency = raw.get("latency_ms") if isinstance(raw.get("latency_ms"), dict) else {}
+        unstable = raw.get("unstable")
+        error = raw.get("error")
+        return cls(
+            batch_size=_integer(raw.get("batch_size")),
+            latency_ms={key: number(latency.get(key)) for key in LATENCY_KEYS},
+            throughput_per_s=number(raw.get("throughput_per_s")),
+            iterations=_integer(raw.get("iterations")),
+            peak_memory_bytes=_integer(raw.get("peak_memory_bytes")),
+            iqr_ms=number(raw.get("iqr_ms")),
+            ci95_low_ms=number(raw.get("ci95_low_ms")),
+            ci95_high_ms=number(raw.get("ci95_high_ms")),
+            unstable=unstable if isinstance(unstable, bool) else None,
+            stop_reason=str(raw.get("stop_reason") or ""),
+            error=str(error) if error else "",
+        )
+
+
+@dataclass(frozen=True)
+class ConcurrencyRun:
+    """One load level of the concurrency test: N client threads sending single requests."""
+
+    concurrency: int | None
+    requests_per_s: float | None
+    latency_ms: dict[str, float | None]
+
+    @classmethod
+    def from_json(cls, raw: Any) -> ConcurrencyRun:
+        raw = raw if isinstance(raw, dict) else {}
+        latency = raw.get("latency_ms") if isinstance(raw.get("latency_ms"), dict) else {}
+        return cls(
+            concurrency=_integer(raw.get("concurrency")),
+            requests_per_s=number(raw.get("requests_per_s")),
+            latency_ms={key: number(latency.get(key)) for key in LATENCY_KEYS},
+        )
+
+
+def _list(result: Any, key: str) -> list:
+    value = result.get(key) if isinstance(result, dict) else None
+    return value if isinstance(value, list) else []
+
+
+def runs_of(result: Any) -> list[Run]:
+    """The runs of a result in the order the harness measured them; [] for None or no runs."""
+    return [Run.from_json(raw) for raw in _list(result, "runs")]
+
+
+def concurrency_runs_of(result: Any) -> list[ConcurrencyRun]:
+    return [ConcurrencyRun.from_json(raw) for raw in _list(result, "concurrency_runs")]
+
+
+def _section(result: Any, key: str) -> dict:
+    value = result.get(key) if isinstance(result, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def device_of(params: Any, result: Any) -> str:
+    """Where it ran: "cpu", "cuda:0", or "cuda:0,cuda:1" for a multi-GPU run; the spec the harness
+    recorded wins over the submitted params, and a job that names nothing ran on the CPU."""
+    params = params if isinstance(params, dict) else {}
+    for source in (_section(result, "spec"), params):
+        devices = source.get("devices")
+        if isinstance(devices, list) and devices:
+            return ",".join(str(device) for device in devices)
+        if isinstance(source.get("device"), str) and source["device"]:
+            return source["device"]
+    return "cpu"
+
+
+def precision_of(params: Any, result: Any) -> str:
+    """fp32 / fp16 / bf16; fp32 when nothing says otherwise (the harness's default)."""
+    params = params if isinstance(params, dict) else {}
+    for source in (_section(result, "spec"), params, _section(result, "env")):
+        if isinstance(source.get("precision"), str) and source["precision"]:
+            return source["precision"]
+    return "fp32"
