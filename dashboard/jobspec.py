@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -20,6 +20,11 @@ class BenchmarkParams(BaseModel):
     batch_sizes: list[BatchSize] = Field(default=[32], min_length=1, max_length=16)
     iterations: int = Field(default=200, ge=1, le=MAX_ITERATIONS)
     device: str = Field(default="cpu", pattern=r"^(cpu|cuda:\d{1,2})$")
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    threads: int | None = Field(default=None, ge=1, le=512)
+    time_budget_s: float = Field(default=10.0, gt=0, le=3600)
+    concurrency: list[Annotated[int, Field(ge=1, le=64)]] = Field(default=[], max_length=8)
+    devices: list[Annotated[str, Field(pattern=r"^cuda:\d{1,2}$")]] = Field(default=[], max_length=16)
 
 
 PARAMS_BY_KIND: dict[str, type[BaseModel]] = {"benchmark": BenchmarkParams}
@@ -48,8 +53,24 @@ def validate_submission(
         parsed = PARAMS_BY_KIND[kind].model_validate(params)
     except ValidationError as exc:
         raise InvalidJob(describe_validation_error(exc, prefix="params")) from None
-    params = parsed.model_dump()
-    return kind, model, params, validate_target(node, params.get("device", "cpu"))
+    params = parsed.model_dump(exclude_none=True)
+    if params["devices"] and params["device"] == "cpu":
+        params["device"] = params["devices"][0]  # a multi-GPU job is queued on its first GPU
+    node = validate_target(node, params["device"])
+    _check_runnable(params, node)
+    return kind, model, params, node
+
+
+def _check_runnable(params: dict, node: str) -> None:
+    """The harness's own checks, against the target node's GPUs, so the user hears now, not later."""
+    from dashboard.models import Node
+    from workers.bench.spec import BenchSpec
+
+    gpus = Node.objects.get(name=node).info.get("gpus", []) if node else []
+    try:
+        BenchSpec.from_params(params).check_supported(cuda_device_count=len(gpus))
+    except ValueError as exc:
+        raise InvalidJob(f"params: {exc}") from None
 
 
 def validate_target(node: object, device: str) -> str:

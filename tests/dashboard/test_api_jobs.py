@@ -21,7 +21,19 @@ class SubmitJobTestCase(BaseTestCase):
         self.assertEqual(body["status"], "queued")
         job = Job.objects.get(pk=body["id"])
         self.assertEqual((job.kind, job.model_name, job.owner), ("benchmark", "SimpleModel", self.alice))
-        self.assertEqual(job.params, {"batch_sizes": [32], "iterations": 200, "device": "cpu"})
+        self.assertEqual(
+            job.params,
+            {
+                "batch_sizes": [32],
+                "iterations": 200,
+                "device": "cpu",
+                "precision": "fp32",
+                "time_budget_s": 10.0,
+                "concurrency": [],
+                "devices": [],
+            },
+            "stored canonical, with the defaults the worker will use",
+        )
 
     def test_it_accepts_a_session(self):
         self.client.force_login(self.alice)
@@ -64,7 +76,9 @@ class SubmitJobTestCase(BaseTestCase):
     def test_it_rejects_wrongly_typed_params(self):
         self.assert_rejected({**GOOD, "params": {"iterations": "many"}}, "iterations")
         self.assert_rejected({**GOOD, "params": {"batch_sizes": 32}}, "batch_sizes")
-        self.assert_rejected({**GOOD, "params": {"threads": 2, "batch_sizes": [1]}}, "threads")
+        self.assert_rejected({**GOOD, "params": {"warp_speed": 9, "batch_sizes": [1]}}, "warp_speed")
+        self.assert_rejected({**GOOD, "params": {"precision": "fp8"}}, "precision")
+        self.assert_rejected({**GOOD, "params": {"concurrency": [0]}}, "concurrency")
 
     def test_it_rejects_malformed_json(self):
         self.assert_rejected('{"kind": "benchmark", ', "malformed JSON")
@@ -151,6 +165,28 @@ class RoutingTestCase(BaseTestCase):
             self.assertEqual(response.status_code, 400, (node, device))
             self.assertIn(message, response.json()["error"])
         self.assertFalse(Job.objects.exists())
+
+    def test_several_gpus_need_a_node_that_has_them(self):
+        body = {
+            "kind": "benchmark",
+            "model": "SimpleModel",
+            "node": "gpu-node-1",
+            "params": {"batch_sizes": [1], "iterations": 5, "devices": ["cuda:0", "cuda:1"]},
+        }
+        with self.captureOnCommitCallbacks(execute=False):
+            refused = self.client.post(
+                "/api/jobs", json.dumps(body), content_type="application/json", **self.bearer()
+            )
+            accepted = self.client.post(
+                "/api/jobs",
+                json.dumps({**body, "node": "gpu-node-2"}),
+                content_type="application/json",
+                **self.bearer(),
+            )
+        self.assertEqual(refused.status_code, 400)
+        self.assertIn("has no GPU 0", refused.json()["error"])
+        self.assertEqual(accepted.status_code, 201)
+        self.assertEqual(Job.objects.get().queue, "node.gpu-node-2.gpu0", "queued on its first GPU")
 
     def test_the_nodes_endpoint_lists_nodes_with_their_state(self):
         nodes = self.client.get("/api/nodes", **self.bearer()).json()

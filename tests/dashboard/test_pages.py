@@ -43,7 +43,9 @@ class BenchmarkFormTestCase(BaseTestCase):
         response = self.submit(model="StudentModel", batch_size=8, iterations=50)
         job = Job.objects.get()
         self.assertRedirects(response, f"/jobs/{job.pk}/", fetch_redirect_response=False)
-        self.assertEqual(job.params, {"batch_sizes": [8], "iterations": 50, "device": "cpu"})
+        self.assertEqual(
+            (job.params["batch_sizes"], job.params["iterations"], job.params["device"]), ([8], 50, "cpu")
+        )
         self.assertEqual(job.queue, "jobs", "no target chosen: any node")
         page = self.client.get(f"/jobs/{job.pk}/")
         self.assertContains(page, "StudentModel")

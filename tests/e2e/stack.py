@@ -18,6 +18,7 @@ import psutil
 
 from perfmon.private_redis import free_port
 
+NODE_NAME = "e2e-node"
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "correct-horse-battery-7"
 
@@ -84,6 +85,7 @@ def start_stack(data_dir: Path, ready_timeout_s: float = 120, **env_overrides: s
         PERFMON_ADMIN_USER=ADMIN_USER,
         PERFMON_ADMIN_PASSWORD=ADMIN_PASSWORD,
         PERFMON_SAMPLE_INTERVAL_S="0.5",
+        PERFMON_NODE_NAME=NODE_NAME,
         PYTHONUNBUFFERED="1",
     )
     env.update(env_overrides)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import ADMIN_PASSWORD, ADMIN_USER
+from tests.e2e.stack import ADMIN_PASSWORD, ADMIN_USER, NODE_NAME
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -20,7 +20,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 pytestmark = [pytest.mark.browser, pytest.mark.stack]
 
 # The stack's own node (the simulated GPU node of the last test may be listed too).
-THIS_NODE_ROW = "#node-list tbody tr:not([data-node='gpu-sim'])"
+# The stack's own node; other tests in the session add nodes of their own (node-b, gpu-sim).
+THIS_NODE_ROW = f"#node-list tbody tr[data-node='{NODE_NAME}']"
 
 
 @pytest.fixture(scope="module")

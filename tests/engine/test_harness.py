@@ -12,6 +12,8 @@ from workers.bench.harness import BenchSpec, Cancelled, RunTimes, run_benchmark
 from workers.zoo import InputSpec
 
 FLAT_8 = InputSpec(shape=(None, 8), dtype="float32", low=0.0, high=1.0)
+# Short runs: tests check behaviour, not figures.
+QUICK = {"threads": 1, "min_duration_s": 0.05, "time_budget_s": 0.5}
 
 
 class SleepyModel(nn.Module):
@@ -28,30 +30,45 @@ class SleepyModel(nn.Module):
 
 def test_a_small_run_has_the_documented_shape() -> None:
     entry = zoo.get("SimpleModel")
-    spec = BenchSpec(batch_sizes=(1, 4), iterations=20, threads=1)
+    spec = BenchSpec(batch_sizes=(1, 4), iterations=20, **QUICK)
     result = run_benchmark(entry.build(), entry.input_spec, spec).to_json()
 
     assert [r["batch_size"] for r in result["runs"]] == [1, 4]
     for run in result["runs"]:
-        assert run["iterations"] == 20
-        assert len(run["times_ms"]) == 20
+        assert run["iterations"] >= 20  # a minimum: timing goes on until the median is known
+        assert len(run["times_ms"]) == run["iterations"]
         assert set(run["latency_ms"]) == {"p50", "p90", "p95", "p99", "mean", "std", "min", "max"}
         assert 0 < run["latency_ms"]["min"] <= run["latency_ms"]["p50"] <= run["latency_ms"]["max"]
+        assert run["ci95_low_ms"] <= run["latency_ms"]["p50"] <= run["ci95_high_ms"]
+        assert run["iqr_ms"] >= 0 and isinstance(run["unstable"], bool)
+        assert run["stop_reason"] in {"converged", "time_budget", "max_iterations"}
+        assert run["warmup_iterations"] >= 10
         assert run["throughput_per_s"] > 0
+        assert run["peak_memory_bytes"] >= 0 and run["peak_reserved_bytes"] is None
+        assert run["error"] is None
+    assert result["concurrency_runs"] == [] and result["multi_device_runs"] == []
     assert result["env"]["threads"] == 1
     assert result["env"]["device"] == "cpu"
+    assert result["env"]["precision"] == "fp32"
     assert result["env"]["torch_version"] == torch.__version__
     assert result["spec"] == {
         "batch_sizes": [1, 4],
         "iterations": 20,
         "warmup_iterations": 10,
         "device": "cpu",
+        "precision": "fp32",
         "threads": 1,
+        "time_budget_s": 0.5,
+        "min_duration_s": 0.05,
+        "max_iterations": 10_000,
+        "concurrency": [],
+        "devices": [],
+        "load_duration_s": 2.0,
     }
 
 
 def test_it_measures_a_known_latency() -> None:
-    spec = BenchSpec(batch_sizes=(1,), iterations=10, warmup_iterations=1, threads=1)
+    spec = BenchSpec(batch_sizes=(1,), iterations=10, warmup_iterations=1, **QUICK)
     result = run_benchmark(SleepyModel(0.005), FLAT_8, spec)
     p50_ms = result.runs[0].stats.p50
     assert 5.0 <= p50_ms < 15.0
@@ -59,14 +76,16 @@ def test_it_measures_a_known_latency() -> None:
 
 def test_it_restores_the_thread_count() -> None:
     before = torch.get_num_threads()
-    spec = BenchSpec(batch_sizes=(2,), iterations=3, warmup_iterations=0, threads=1 if before > 1 else 2)
+    spec = BenchSpec(
+        batch_sizes=(2,), iterations=3, warmup_iterations=0, threads=1 if before > 1 else 2, time_budget_s=0.2
+    )
     run_benchmark(zoo.get("StudentModel").build(), zoo.get("StudentModel").input_spec, spec)
     assert torch.get_num_threads() == before
 
 
 def test_progress_climbs_to_one_and_names_each_phase() -> None:
     calls: list[tuple[float, str]] = []
-    spec = BenchSpec(batch_sizes=(1, 4), iterations=20, threads=1)
+    spec = BenchSpec(batch_sizes=(1, 4), iterations=20, **QUICK)
     entry = zoo.get("SimpleModel")
     run_benchmark(entry.build(), entry.input_spec, spec, on_progress=lambda f, s: calls.append((f, s)))
 
@@ -81,11 +100,11 @@ def test_progress_climbs_to_one_and_names_each_phase() -> None:
 
 def test_progress_is_throttled() -> None:
     calls: list[float] = []
-    spec = BenchSpec(batch_sizes=(1,), iterations=400, warmup_iterations=0, threads=1)
+    spec = BenchSpec(batch_sizes=(1,), iterations=400, warmup_iterations=0, threads=1, time_budget_s=1.0)
     started = time.monotonic()
     run_benchmark(SleepyModel(0.001), FLAT_8, spec, on_progress=lambda f, s: calls.append(f))
     elapsed_s = time.monotonic() - started
-    # Two phase changes, the final 1.0, and one report per 0.2 s at most in between.
+    # The phase start, the switch to timing, the final 1.0, and one report per 0.2 s at most in between.
     assert len(calls) <= 3 + elapsed_s / 0.2 + 1
     assert len(calls) < 100
 
@@ -94,9 +113,25 @@ def test_should_stop_cancels_and_restores_threads() -> None:
     before = torch.get_num_threads()
     spec = BenchSpec(batch_sizes=(1, 4), iterations=50, threads=1)
     entry = zoo.get("SimpleModel")
+    started = time.monotonic()
     with pytest.raises(Cancelled):
         run_benchmark(entry.build(), entry.input_spec, spec, should_stop=lambda: True)
+    assert time.monotonic() - started < 1.0  # refused at the first poll, not after a 10 s budget
     assert torch.get_num_threads() == before
+
+
+def test_a_cancel_mid_point_stops_at_the_next_poll() -> None:
+    polls = []
+
+    def stop_on_third_poll() -> bool:
+        polls.append(time.monotonic())
+        return len(polls) >= 3
+
+    spec = BenchSpec(batch_sizes=(1,), iterations=10_000, threads=1, time_budget_s=30.0, min_duration_s=20.0)
+    started = time.monotonic()
+    with pytest.raises(Cancelled, match="batch 1"):
+        run_benchmark(SleepyModel(0.001), FLAT_8, spec, should_stop=stop_on_third_poll)
+    assert time.monotonic() - started < 2.0
 
 
 def test_defaults_are_resolved() -> None:
@@ -104,6 +139,8 @@ def test_defaults_are_resolved() -> None:
     assert BenchSpec(batch_sizes=(1,), iterations=500).warmup_iterations == 100
     assert BenchSpec(batch_sizes=(1,), iterations=5000).warmup_iterations == 200
     assert BenchSpec(batch_sizes=(1,), iterations=20).threads == os.cpu_count()
+    assert BenchSpec(batch_sizes=(1,), iterations=20).max_iterations == 10_000
+    assert BenchSpec(batch_sizes=(1,), iterations=50_000).max_iterations == 50_000
     assert BenchSpec(batch_sizes=[1, 2], iterations=20).batch_sizes == (1, 2)  # type: ignore[arg-type]
 
 
@@ -119,6 +156,16 @@ def test_defaults_are_resolved() -> None:
         {"batch_sizes": (1,), "iterations": 10, "device": "tpu"},
         {"batch_sizes": (1,), "iterations": 10, "device": "cuda:x"},
         {"batch_sizes": (1,), "iterations": 10, "threads": 0},
+        {"batch_sizes": (1,), "iterations": 10, "precision": "int8"},
+        {"batch_sizes": (1,), "iterations": 10, "time_budget_s": 0},
+        {"batch_sizes": (1,), "iterations": 10, "time_budget_s": 1.0, "min_duration_s": 2.0},
+        {"batch_sizes": (1,), "iterations": 10, "max_iterations": 5},
+        {"batch_sizes": (1,), "iterations": 10, "concurrency": (0,)},
+        {"batch_sizes": (1,), "iterations": 10, "concurrency": (65,)},
+        {"batch_sizes": (1,), "iterations": 10, "devices": ("cuda",)},
+        {"batch_sizes": (1,), "iterations": 10, "devices": ("cpu",)},
+        {"batch_sizes": (1,), "iterations": 10, "devices": ("cuda:0", "cuda:0")},
+        {"batch_sizes": "1", "iterations": 10},
     ],
 )
 def test_invalid_specs_are_refused(kwargs: dict) -> None:
@@ -136,7 +183,7 @@ def test_throughput_counts_every_timed_iteration() -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this node has CUDA, so the refusal cannot be observed")
 def test_cuda_without_cuda_is_a_clear_error() -> None:
     spec = BenchSpec(batch_sizes=(1,), iterations=1, device="cuda")
-    with pytest.raises(ValueError, match=r"CUDA requested but torch.cuda.is_available\(\) is false"):
+    with pytest.raises(ValueError, match=r"device 'cuda' needs CUDA GPUs, but this node has none"):
         run_benchmark(zoo.get("SimpleModel").build(), zoo.get("SimpleModel").input_spec, spec)
 
 
@@ -144,10 +191,15 @@ def test_cuda_without_cuda_is_a_clear_error() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_a_cuda_run_times_on_the_gpu() -> None:
     entry = zoo.get("TeacherModel")
-    spec = BenchSpec(batch_sizes=(1, 256), iterations=30, device="cuda")
+    spec = BenchSpec(
+        batch_sizes=(1, 256), iterations=30, device="cuda", min_duration_s=0.2, time_budget_s=2.0
+    )
     result = run_benchmark(entry.build(), entry.input_spec, spec)
     assert result.env["device_name"] == torch.cuda.get_device_name(0)
     assert result.env["cuda_version"] == torch.version.cuda
     for run in result.runs:
-        assert len(run.times_ms) == 30
+        assert len(run.times_ms) >= 30
         assert all(t > 0 for t in run.times_ms)
+        # CUDA's own accounting: at least the weights and the input are allocated on the GPU.
+        assert run.to_json()["peak_memory_bytes"] >= 784 * 4 * run.batch_size
+        assert run.to_json()["peak_reserved_bytes"] >= run.to_json()["peak_memory_bytes"]

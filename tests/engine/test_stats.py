@@ -1,10 +1,18 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
-from workers.bench.stats import summarize
+from workers.bench.stats import (
+    iqr,
+    is_unstable,
+    median_ci,
+    median_ci_converged,
+    median_ci_ranks,
+    summarize,
+)
 
 
 def test_one_to_a_hundred() -> None:
@@ -44,3 +52,56 @@ def test_empty_input_is_an_error() -> None:
 
 def test_to_json_has_every_statistic() -> None:
     assert set(summarize([1.0, 2.0]).to_json()) == {"p50", "p90", "p95", "p99", "mean", "std", "min", "max"}
+
+
+def test_iqr_and_the_unstable_flag_on_known_samples() -> None:
+    # numpy.percentile(range(1, 101), [25, 75]) = 25.75, 75.25
+    assert iqr([float(i) for i in range(1, 101)]) == pytest.approx(49.5)
+    assert is_unstable([float(i) for i in range(1, 101)])  # 49.5 / 50.5 is far over 10%
+    # 100 values within +/-4% of 10 ms: IQR 0.4 ms, 4% of the median, is stable.
+    tight = [9.6 + 0.8 * i / 99 for i in range(100)]
+    assert iqr(tight) == pytest.approx(0.4)
+    assert not is_unstable(tight)
+    # 11% spread between the quartiles crosses torch.utils.benchmark's 10% line.
+    assert is_unstable([9.45] * 3 + [10.0] * 2 + [10.55] * 3)
+
+
+def test_median_ci_ranks_match_the_binomial_tables() -> None:
+    # Textbook order-statistic intervals for the median at 95%: n = 6 (1, 6), 10 (2, 9), 20 (6, 15),
+    # 100 (40, 61); below 6 samples no pair of ranks reaches 95%.
+    assert median_ci_ranks(5) is None
+    assert median_ci_ranks(6) == (1, 6)
+    assert median_ci_ranks(10) == (2, 9)
+    assert median_ci_ranks(20) == (6, 15)
+    assert median_ci_ranks(100) == (40, 61)
+    # The large-sample branch agrees with the exact one where they meet.
+    assert median_ci_ranks(1001) == (469, 533)
+    assert median_ci_ranks(100_000) == (49690, 50311)
+
+
+def test_median_ci_on_a_known_sample() -> None:
+    sample = [float(i) for i in range(100, 0, -1)]  # 1..100 in reverse: order must not matter
+    assert median_ci(sample) == (40.0, 61.0)
+    assert median_ci([1.0, 2.0, 3.0, 4.0, 5.0]) is None
+
+
+def test_median_ci_covers_the_true_median_95_percent_of_the_time() -> None:
+    # Exponential latencies are skewed, as real ones are; the interval is distribution-free.
+    rng = random.Random(42)
+    true_median = math.log(2.0)
+    trials = 2000
+    covered = 0
+    for _ in range(trials):
+        low, high = median_ci([rng.expovariate(1.0) for _ in range(30)])  # type: ignore[misc]
+        covered += low <= true_median <= high
+    # Exact coverage at n = 30 is 1 - 2 * P(B <= 9) = 0.957; 2000 trials put 3 sigma at +/-0.014.
+    assert 0.94 <= covered / trials <= 0.975
+
+
+def test_convergence_is_judged_against_two_percent_of_the_median() -> None:
+    # Ranks 40 and 61 of 100 values: 9.9 and 10.1 around a median of 10.0 is +/-1%: converged.
+    narrow = sorted([9.0] * 39 + [9.9] + [10.0] * 20 + [10.1] + [11.0] * 39)
+    assert median_ci_converged(narrow, 0.02)
+    wide = sorted([9.0] * 39 + [9.7] + [10.0] * 20 + [10.3] + [11.0] * 39)
+    assert not median_ci_converged(wide, 0.02)
+    assert not median_ci_converged([10.0] * 5, 0.02)  # too few samples for any 95% interval

@@ -38,8 +38,20 @@ def _cudnn_version() -> int | None:
         return None
 
 
-def capture_env(device: str, threads: int) -> dict[str, Any]:
-    """Versions and hardware for a run on ``device`` ("cpu", "cuda", "cuda:N") with ``threads`` CPU threads."""
+def _cpu_capability() -> str | None:
+    # The widest vector ISA torch's CPU kernels use here ("AVX2", "AVX512"...): without AVX512-BF16/FP16
+    # or AMX, bf16 and fp16 run through conversions and are slower than fp32.
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def capture_env(
+    device: str, threads: int, precision: str = "fp32", devices: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Versions and hardware for a run on ``device`` ("cpu", "cuda", "cuda:N") with ``threads`` CPU
+    threads (torch intra-op) at ``precision``; ``devices`` are the GPUs of a multi-GPU test."""
     model = cpu_model()
     is_cuda = torch.device(device).type == "cuda"
     return {
@@ -50,8 +62,12 @@ def capture_env(device: str, threads: int) -> dict[str, Any]:
         "cpu_model": model,
         "cpu_count": os.cpu_count(),
         "threads": threads,
+        "interop_threads": torch.get_num_interop_threads(),
+        "cpu_capability": _cpu_capability(),
+        "precision": precision,
         "device": device,
         "device_name": _cuda_device_name(device) if is_cuda else model,
+        "devices": [{"device": d, "device_name": _cuda_device_name(d)} for d in devices],
         "cuda_version": torch.version.cuda,
         "cudnn_version": _cudnn_version(),
         "driver_version": _driver_version(),

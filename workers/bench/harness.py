@@ -1,178 +1,48 @@
-"""Latency benchmark of one model over several batch sizes.
+"""Latency benchmark of one model: a batch-size sweep, then optional concurrency and multi-GPU tests.
 
-Follows torch.utils.benchmark's Timer: warm up first, time every iteration, synchronise CUDA
-before reading results. Raw per-iteration times are kept; statistics are computed on read.
+Follows torch.utils.benchmark's Timer (warm up, synchronise CUDA before reading results, keep raw
+times, flag IQR/median > 10%) and MLPerf LoadGen's run rules (a minimum count and duration, then
+stop once the median is known to +/-2% at 95% confidence, or when the time budget ends).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import re
-import time
+import copy
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from workers.bench.env import capture_env
-from workers.bench.stats import LatencyStats, summarize
+from workers.bench.load import measure_concurrency, measure_replicas
+from workers.bench.memory import PeakMemory, free_memory, is_out_of_memory
+from workers.bench.progress import Cancelled, Progress
+from workers.bench.result import BenchResult, ConcurrencyRun, MultiDeviceRun, RunTimes
+from workers.bench.spec import MAX_BATCH_SIZE, BenchSpec
+from workers.bench.timing import BlockTimer, time_block_cpu, time_block_cuda, time_point
 from workers.zoo import InputSpec
 
-MAX_BATCH_SIZE = 4096
-# Progress callbacks go to the database and a websocket; a few per second is plenty.
-PROGRESS_INTERVAL_S = 0.2
-_DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# The longest error text kept from an allocator message; they can carry whole stack dumps.
+_ERROR_DETAIL_CHARS = 500
+
+__all__ = [
+    "MAX_BATCH_SIZE",
+    "BenchResult",
+    "BenchSpec",
+    "Cancelled",
+    "ConcurrencyRun",
+    "MultiDeviceRun",
+    "RunTimes",
+    "run_benchmark",
+]
 
 
-class Cancelled(Exception):
-    """The caller's ``should_stop()`` returned true; the benchmark stopped early."""
-
-
-@dataclass(frozen=True)
-class BenchSpec:
-    """What to measure. After construction ``warmup_iterations`` and ``threads`` are ints.
-
-    ``warmup_iterations`` defaults to max(10, min(iterations // 5, 200)); ``threads`` (CPU
-    intra-op threads) defaults to ``os.cpu_count()``. Invalid values raise ``ValueError``.
-    """
-
-    batch_sizes: tuple[int, ...]
-    iterations: int
-    warmup_iterations: int | None = None
-    device: str = "cpu"
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        # Lists arrive from JSON; a frozen spec holds a tuple so it stays hashable.
-        object.__setattr__(self, "batch_sizes", tuple(self.batch_sizes))
-        if not self.batch_sizes:
-            raise ValueError("batch_sizes must not be empty")
-        for b in self.batch_sizes:
-            if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= MAX_BATCH_SIZE:
-                raise ValueError(f"each batch size must be an integer from 1 to {MAX_BATCH_SIZE}, not {b!r}")
-        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1:
-            raise ValueError(f"iterations must be an integer >= 1, not {self.iterations!r}")
-        if self.warmup_iterations is None:
-            object.__setattr__(self, "warmup_iterations", max(10, min(self.iterations // 5, 200)))
-        elif not isinstance(self.warmup_iterations, int) or self.warmup_iterations < 0:
-            raise ValueError(f"warmup_iterations must be an integer >= 0, not {self.warmup_iterations!r}")
-        if not isinstance(self.device, str) or not _DEVICE_RE.fullmatch(self.device):
-            raise ValueError(f'device must be "cpu", "cuda" or "cuda:N", not {self.device!r}')
-        if self.threads is None:
-            object.__setattr__(self, "threads", os.cpu_count() or 1)
-        elif isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            raise ValueError(f"threads must be an integer >= 1, not {self.threads!r}")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "batch_sizes": list(self.batch_sizes),
-            "iterations": self.iterations,
-            "warmup_iterations": self.warmup_iterations,
-            "device": self.device,
-            "threads": self.threads,
-        }
-
-
-@dataclass(frozen=True)
-class RunTimes:
-    """Raw latencies (ms per forward pass) of one batch size."""
-
-    batch_size: int
-    times_ms: tuple[float, ...]
-
-    @property
-    def stats(self) -> LatencyStats:
-        return summarize(self.times_ms)
-
-    @property
-    def throughput_per_s(self) -> float:
-        """Samples per second over the whole timed loop: batch_size * iterations / total timed seconds.
-
-        A sum over all iterations, not batch_size / p50, so slow outliers lower it as they would in use.
-        """
-        total_s = sum(self.times_ms) / 1000.0
-        return self.batch_size * len(self.times_ms) / total_s if total_s > 0 else float("inf")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "batch_size": self.batch_size,
-            "latency_ms": self.stats.to_json(),
-            "throughput_per_s": self.throughput_per_s,
-            "iterations": len(self.times_ms),
-            "times_ms": list(self.times_ms),
-        }
-
-
-@dataclass(frozen=True)
-class BenchResult:
-    """A measurement with its context: the spec, the environment and the raw times."""
-
-    spec: BenchSpec
-    env: dict[str, Any]
-    runs: tuple[RunTimes, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"runs": [r.to_json() for r in self.runs], "env": self.env, "spec": self.spec.to_json()}
-
-
-class _Progress:
-    """Reports progress and polls for cancellation, at most every PROGRESS_INTERVAL_S except at phase changes."""
-
-    def __init__(
-        self,
-        total_steps: int,
-        on_progress: Callable[[float, str], None] | None,
-        should_stop: Callable[[], bool] | None,
-    ) -> None:
-        self._total_steps = max(total_steps, 1)
-        self._on_progress = on_progress
-        self._should_stop = should_stop
-        self._done_steps = 0
-        self._last_report = float("-inf")
-
-    def advance(self, steps: int, text: str, *, force: bool = False) -> None:
-        self._done_steps += steps
-        now = time.monotonic()
-        if not force and now - self._last_report < PROGRESS_INTERVAL_S:
-            return
-        self._last_report = now
-        if self._should_stop is not None and self._should_stop():
-            raise Cancelled(f"cancelled at {text}")
-        if self._on_progress is not None:
-            self._on_progress(min(self._done_steps / self._total_steps, 1.0), text)
-
-    def finish(self) -> None:
-        # No cancellation check here: the work is done and its result is worth keeping.
-        if self._on_progress is not None:
-            self._on_progress(1.0, "done")
-
-
-def _time_cpu(model: nn.Module, x: torch.Tensor, n: int, progress: _Progress, text: str) -> list[float]:
-    times_ms = []
-    for _ in range(n):
-        t0 = time.perf_counter_ns()
-        model(x)
-        times_ms.append((time.perf_counter_ns() - t0) / 1e6)
-        progress.advance(1, text)
-    return times_ms
-
-
-def _time_cuda(model: nn.Module, x: torch.Tensor, n: int, progress: _Progress, text: str) -> list[float]:
-    # Kernels run asynchronously: a host clock around model(x) measures only the launch.
-    # Events recorded on the stream bracket the GPU work itself, and one synchronize at the
-    # end avoids stalling the queue between iterations.
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
-    for start, end in zip(starts, ends, strict=True):
-        start.record()
-        model(x)
-        end.record()
-        progress.advance(1, text)
-    torch.cuda.synchronize()
-    return [start.elapsed_time(end) for start, end in zip(starts, ends, strict=True)]
+def cast_input(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Floating inputs take the benchmark's precision; integer inputs (token ids) stay as they are."""
+    return x.to(dtype) if x.is_floating_point() else x
 
 
 def _device_scope(device: torch.device) -> contextlib.AbstractContextManager[Any]:
@@ -180,18 +50,144 @@ def _device_scope(device: torch.device) -> contextlib.AbstractContextManager[Any
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def _oom_message(batch_size: int) -> str:
+    return f"out of memory at batch {batch_size}"
 
 
-def _check_device(device: torch.device) -> None:
-    if device.type != "cuda":
-        return
-    if not torch.cuda.is_available():
-        raise ValueError("CUDA requested but torch.cuda.is_available() is false on this node")
-    if device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"{device} requested but this node has {torch.cuda.device_count()} CUDA device(s)")
+class _Run:
+    """The state shared by the phases of one ``run_benchmark`` call."""
+
+    def __init__(self, model: nn.Module, input_spec: InputSpec, spec: BenchSpec, progress: Progress) -> None:
+        assert spec.device is not None  # resolved by BenchSpec
+        self.model = model
+        self.input_spec = input_spec
+        self.spec = spec
+        self.device = torch.device(spec.device)
+        self.dtype = DTYPES[spec.precision]
+        self.progress = progress
+        self.timer: BlockTimer = time_block_cuda if self.device.type == "cuda" else time_block_cpu
+        # The same inputs on every run and every node, without disturbing the caller's RNG.
+        self.generator = torch.Generator().manual_seed(0)
+
+    def _input(self, batch_size: int, device: torch.device, generator: torch.Generator) -> torch.Tensor:
+        return cast_input(self.input_spec.make(batch_size, device=device, generator=generator), self.dtype)
+
+    def _tick_for(self, prefix: str) -> Callable[[str], None]:
+        last = [""]
+
+        def tick(phase: str) -> None:
+            text = f"{prefix}: {phase}"
+            self.progress.step(text, force=text != last[0])  # a new phase is always reported
+            last[0] = text
+
+        return tick
+
+    def batch_point(self, batch_size: int) -> RunTimes:
+        free_memory(self.device)  # a previous point's cache must not count as this one's peak
+        memory = PeakMemory(self.device)
+        memory.start()
+        self.progress.start_phase(f"batch {batch_size}: warm-up")
+        oom_detail = None
+        try:
+            x = self._input(batch_size, self.device, self.generator)
+            timed = time_point(self.model, x, self.spec, self.timer, self._tick_for(f"batch {batch_size}"))
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            oom_detail = str(exc)[:_ERROR_DETAIL_CHARS]
+        # Freed here, outside the except block: the traceback holds the failed pass's tensors.
+        x = None  # noqa: F841
+        if oom_detail is not None:
+            free_memory(self.device)
+            return RunTimes(batch_size, error=_oom_message(batch_size), error_detail=oom_detail)
+        return RunTimes(
+            batch_size,
+            times_ms=timed.times_ms,
+            stop_reason=timed.stop_reason,
+            warmup_iterations=timed.warmup_iterations,
+            warmup_settled=timed.warmup_settled,
+            timed_s=timed.timed_s,
+            off_cpu_fraction=timed.off_cpu_fraction,
+            memory=memory.stop(),
+        )
+
+    def concurrency_point(self, clients: int) -> ConcurrencyRun:
+        self.progress.start_phase(f"concurrency {clients}")
+
+        def make_input(i: int) -> torch.Tensor:
+            return self._input(1, self.device, torch.Generator().manual_seed(1 + i))
+
+        error = None
+        try:
+            times_ms, wall_s = measure_concurrency(
+                self.model,
+                make_input,
+                self.device,
+                clients,
+                self.spec.load_duration_s,
+                self.spec.threads or 1,
+                lambda: self.progress.step(),
+            )
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            error = f"out of memory at concurrency {clients}"
+        if error is not None:
+            free_memory(self.device)
+            return ConcurrencyRun(clients, error=error)
+        return ConcurrencyRun(clients, times_ms=tuple(times_ms), wall_s=wall_s)
+
+    def replicas(self) -> list[tuple[torch.device, nn.Module]]:
+        out = []
+        for name in self.spec.devices:
+            d = torch.device(name)
+            out.append((d, self.model if d == self.device else copy.deepcopy(self.model).to(d)))
+        return out
+
+    def multi_device_point(
+        self, batch_size: int, replicas: list[tuple[torch.device, nn.Module]]
+    ) -> MultiDeviceRun:
+        names = tuple(self.spec.devices)
+        self.progress.start_phase(f"devices x{len(names)}, batch {batch_size}")
+        error = None
+        try:
+            # Each replica gets its own input stream, drawn from its own seed.
+            work = [
+                (d, m, self._input(batch_size, d, torch.Generator().manual_seed(i)))
+                for i, (d, m) in enumerate(replicas)
+            ]
+            duration_s, threads = self.spec.load_duration_s, self.spec.threads or 1
+            # The baseline is measured the same way as the joint run, so their ratio is fair.
+            single, single_wall_s = measure_replicas(
+                work[:1], duration_s, threads, lambda: self.progress.step()
+            )
+            per_device, wall_s = measure_replicas(work, duration_s, threads, lambda: self.progress.step())
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            error = _oom_message(batch_size)
+        work = []  # the inputs go before memory is given back
+        if error is not None:
+            for d, _ in replicas:
+                free_memory(d)
+            return MultiDeviceRun(batch_size, names, error=error)
+        return MultiDeviceRun(
+            batch_size,
+            names,
+            single_times_ms=tuple(single[0]),
+            single_wall_s=single_wall_s,
+            per_device_ms=tuple(tuple(t) for t in per_device),
+            wall_s=wall_s,
+        )
+
+
+def _phase_weights_s(spec: BenchSpec) -> list[float]:
+    """The longest each phase may take, in the order they run; progress is time over these."""
+    weights = [spec.time_budget_s] * len(spec.batch_sizes)
+    weights += [spec.load_duration_s] * len(spec.concurrency)
+    if spec.devices:
+        weights += [2 * spec.load_duration_s] * len(spec.batch_sizes)
+    return weights
 
 
 def run_benchmark(
@@ -202,42 +198,38 @@ def run_benchmark(
     on_progress: Callable[[float, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> BenchResult:
-    """Time ``model`` forward passes for each batch size in ``spec``; times are ms per pass.
+    """Time ``model`` forward passes for each batch size in ``spec``, then the concurrency and
+    multi-GPU tests it asks for. Latencies are ms per forward pass.
 
-    The model is moved to ``spec.device`` in place and put in eval mode. torch's CPU thread
-    count is set to ``spec.threads`` for the run and restored afterwards. ``on_progress``
-    receives (fraction done 0..1, step text); ``should_stop`` is polled at the same moments
-    and ``Cancelled`` is raised when it returns true.
+    The model is moved to ``spec.device`` and cast to ``spec.precision`` in place, and put in eval
+    mode. torch's CPU thread count is set to ``spec.threads`` for the run and restored afterwards.
+    Raises ``ValueError`` if this node cannot run the spec (no CUDA, too few GPUs, no bf16).
+    An out-of-memory at one point becomes that point's ``error`` and the run goes on.
+    ``on_progress`` receives (fraction done 0..1, step text) from the calling thread; ``should_stop``
+    is polled at the same moments and ``Cancelled`` is raised when it returns true.
     """
-    device = torch.device(spec.device)
-    _check_device(device)
-    assert spec.threads is not None and spec.warmup_iterations is not None  # resolved by BenchSpec
-    warmup = spec.warmup_iterations
-    progress = _Progress(len(spec.batch_sizes) * (warmup + spec.iterations), on_progress, should_stop)
-    time_loop = _time_cuda if device.type == "cuda" else _time_cpu
-    # The same inputs on every run and every node, without disturbing the caller's RNG.
-    generator = torch.Generator().manual_seed(0)
-
+    spec.check_supported()
+    progress = Progress(_phase_weights_s(spec), on_progress, should_stop)
+    assert spec.threads is not None and spec.device is not None  # resolved by BenchSpec
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(spec.threads)
     try:
-        env = capture_env(spec.device, spec.threads)
-        model = model.to(device).eval()
-        runs = []
-        with torch.inference_mode(), _device_scope(device):
-            for batch_size in spec.batch_sizes:
-                x = input_spec.make(batch_size, device=device, generator=generator)
-                text = f"batch {batch_size}: warm-up"
-                progress.advance(0, text, force=True)
-                for _ in range(warmup):
-                    model(x)
-                    progress.advance(1, text)
-                _sync(device)
-                text = f"batch {batch_size}: timing"
-                progress.advance(0, text, force=True)
-                times_ms = time_loop(model, x, spec.iterations, progress, text)
-                runs.append(RunTimes(batch_size, tuple(times_ms)))
+        env = capture_env(spec.device, spec.threads, spec.precision, spec.devices)
+        run = _Run(
+            model.to(device=spec.device, dtype=DTYPES[spec.precision]).eval(), input_spec, spec, progress
+        )
+        with torch.inference_mode(), _device_scope(run.device):
+            runs = tuple(run.batch_point(b) for b in spec.batch_sizes)
+            concurrency_runs = tuple(run.concurrency_point(c) for c in spec.concurrency)
+            multi_device_runs: tuple[MultiDeviceRun, ...] = ()
+            if spec.devices:
+                replicas = run.replicas()
+                multi_device_runs = tuple(
+                    run.multi_device_point(r.batch_size, replicas) for r in runs if r.error is None
+                )
         progress.finish()
     finally:
         torch.set_num_threads(previous_threads)
-    return BenchResult(spec=spec, env=env, runs=tuple(runs))
+    return BenchResult(
+        spec=spec, env=env, runs=runs, concurrency_runs=concurrency_runs, multi_device_runs=multi_device_runs
+    )

@@ -1,10 +1,21 @@
-"""Summary statistics of latency samples, in pure Python (numpy may be absent on a node)."""
+"""Summary statistics of latency samples, in pure Python (numpy may be absent on a node).
+
+Percentiles interpolate linearly between closest ranks (numpy's default). The confidence
+interval of the median is distribution-free: it comes from order statistics and the binomial
+distribution, so it holds for the skewed, multi-modal latencies benchmarks produce.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+
+# torch.utils.benchmark warns when IQR / median exceeds this; we flag the run "unstable".
+UNSTABLE_IQR_RATIO = 0.10
+# Up to this many samples the exact binomial sum is cheap and 0.5**n does not underflow; above it the
+# normal approximation is accurate to within a rank.
+_EXACT_CI_MAX_N = 1000
 
 
 @dataclass(frozen=True)
@@ -24,8 +35,8 @@ class LatencyStats:
         return asdict(self)
 
 
-def _percentile(sorted_ms: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks, numpy's default ``method="linear"``."""
+def percentile(sorted_ms: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of an ascending, non-empty sequence, numpy's ``method="linear"``."""
     pos = (len(sorted_ms) - 1) * q
     lo = math.floor(pos)
     hi = min(lo + 1, len(sorted_ms) - 1)
@@ -41,12 +52,85 @@ def summarize(times_ms: Sequence[float]) -> LatencyStats:
     mean = math.fsum(xs) / n
     std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
     return LatencyStats(
-        p50=_percentile(xs, 0.50),
-        p90=_percentile(xs, 0.90),
-        p95=_percentile(xs, 0.95),
-        p99=_percentile(xs, 0.99),
+        p50=percentile(xs, 0.50),
+        p90=percentile(xs, 0.90),
+        p95=percentile(xs, 0.95),
+        p99=percentile(xs, 0.99),
         mean=mean,
         std=std,
         min=xs[0],
         max=xs[-1],
     )
+
+
+def iqr(times_ms: Sequence[float]) -> float:
+    """Interquartile range p75 - p25 (ms) of a non-empty sequence."""
+    xs = sorted(times_ms)
+    return percentile(xs, 0.75) - percentile(xs, 0.25)
+
+
+def is_unstable(times_ms: Sequence[float]) -> bool:
+    """True when IQR / median > 10%, torch.utils.benchmark's threshold for a noisy measurement."""
+    xs = sorted(times_ms)
+    median = percentile(xs, 0.5)
+    return median > 0 and (percentile(xs, 0.75) - percentile(xs, 0.25)) / median > UNSTABLE_IQR_RATIO
+
+
+def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int] | None:
+    """1-based ranks (l, u) with P(x_(l) <= true median <= x_(u)) >= ``confidence``; ``None`` if n is too small.
+
+    l is the largest rank with P(B <= l - 1) <= alpha/2 for B ~ Binomial(n, 1/2), and u = n + 1 - l,
+    the textbook order-statistic interval (e.g. n = 100 gives ranks 40 and 61). With n <= 5 no pair
+    of ranks reaches 95%.
+    """
+    alpha_half = (1.0 - confidence) / 2.0
+    if n < 1 or 0.5**n > alpha_half:
+        return None
+    if n <= _EXACT_CI_MAX_N:
+        lower = 0  # the number of ranks below the interval, i.e. l - 1
+        cdf = 0.0
+        term = 0.5**n  # P(B = 0); P(B = i + 1) = P(B = i) * (n - i) / (i + 1)
+        while True:
+            if cdf + term > alpha_half:
+                break
+            cdf += term
+            term *= (n - lower) / (lower + 1)
+            lower += 1
+        low_rank = lower
+        if low_rank < 1:
+            return None
+    else:
+        z = _normal_quantile(1.0 - alpha_half)
+        low_rank = max(1, math.floor(n / 2.0 - z * math.sqrt(n) / 2.0))
+    return low_rank, n + 1 - low_rank
+
+
+def _normal_quantile(p: float) -> float:
+    """Inverse standard normal CDF by bisection on math.erf (only used for large samples)."""
+    lo, hi = -10.0, 10.0
+    for _ in range(100):
+        mid = (lo + hi) / 2.0
+        if 0.5 * (1.0 + math.erf(mid / math.sqrt(2.0))) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2.0
+
+
+def median_ci(times_ms: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free ``confidence`` interval (ms) of the median, or ``None`` below 6 samples."""
+    xs = sorted(times_ms)
+    ranks = median_ci_ranks(len(xs), confidence)
+    if ranks is None:
+        return None
+    return xs[ranks[0] - 1], xs[ranks[1] - 1]
+
+
+def median_ci_converged(sorted_ms: Sequence[float], rel_half_width: float, confidence: float = 0.95) -> bool:
+    """True when the CI of the median of an ascending sample lies within median * (1 +/- ``rel_half_width``)."""
+    ranks = median_ci_ranks(len(sorted_ms), confidence)
+    if ranks is None:
+        return False
+    median = percentile(sorted_ms, 0.5)
+    low, high = sorted_ms[ranks[0] - 1], sorted_ms[ranks[1] - 1]
+    return low >= median * (1.0 - rel_half_width) and high <= median * (1.0 + rel_half_width)

@@ -40,11 +40,7 @@ def run_benchmark(self, job_id: int) -> str:
 
     try:
         entry = zoo.get(job.model_name)
-        spec = BenchSpec(
-            batch_sizes=tuple(job.params["batch_sizes"]),
-            iterations=job.params["iterations"],
-            device=job.params.get("device", "cpu"),
-        )
+        spec = BenchSpec.from_params(job.params)
         result = run_benchmark_engine(
             entry.build(),
             entry.input_spec,

@@ -1,0 +1,167 @@
+"""Measurements with their context: raw times are kept, statistics are computed when read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from workers.bench.spec import BenchSpec
+from workers.bench.stats import LatencyStats, iqr, is_unstable, median_ci, summarize
+
+
+def _ms(values: tuple[float, ...] | list[float]) -> list[float]:
+    # 1 ns resolution is all perf_counter_ns has; rounding halves the stored JSON.
+    return [round(v, 6) for v in values]
+
+
+@dataclass(frozen=True)
+class RunTimes:
+    """One batch size: raw latencies (ms per forward pass) and how the point was run.
+
+    An out-of-memory point has no times and ``error`` = "out of memory at batch N".
+    ``memory`` holds the keys of ``PeakMemory.stop()``.
+    """
+
+    batch_size: int
+    times_ms: tuple[float, ...] = ()
+    stop_reason: str | None = None
+    warmup_iterations: int = 0
+    warmup_settled: bool = False
+    timed_s: float | None = None
+    off_cpu_fraction: float | None = None
+    memory: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    error_detail: str | None = None
+
+    @property
+    def stats(self) -> LatencyStats:
+        return summarize(self.times_ms)
+
+    @property
+    def throughput_per_s(self) -> float:
+        """Samples per second over the whole timed loop: batch_size * iterations / total timed seconds.
+
+        A sum over all iterations, not batch_size / p50, so slow outliers lower it as they would in use.
+        """
+        total_s = sum(self.times_ms) / 1000.0
+        return self.batch_size * len(self.times_ms) / total_s if total_s > 0 else float("inf")
+
+    def to_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {
+                "batch_size": self.batch_size,
+                "error": self.error,
+                "error_detail": self.error_detail,
+                "iterations": 0,
+                "times_ms": [],
+            }
+        ci = median_ci(self.times_ms)
+        return {
+            "batch_size": self.batch_size,
+            "latency_ms": self.stats.to_json(),
+            "throughput_per_s": self.throughput_per_s,
+            "iterations": len(self.times_ms),
+            "peak_memory_bytes": self.memory.get("peak_memory_bytes"),
+            "peak_reserved_bytes": self.memory.get("peak_reserved_bytes"),
+            "host_rss_growth_bytes": self.memory.get("host_rss_growth_bytes"),
+            "memory_measure": self.memory.get("memory_measure"),
+            "iqr_ms": iqr(self.times_ms),
+            "ci95_low_ms": ci[0] if ci else None,
+            "ci95_high_ms": ci[1] if ci else None,
+            "unstable": is_unstable(self.times_ms),
+            "stop_reason": self.stop_reason,
+            "warmup_iterations": self.warmup_iterations,
+            "warmup_settled": self.warmup_settled,
+            "timed_s": self.timed_s,
+            "off_cpu_fraction": self.off_cpu_fraction,
+            "error": None,
+            "times_ms": _ms(self.times_ms),
+        }
+
+
+@dataclass(frozen=True)
+class ConcurrencyRun:
+    """``concurrency`` client threads sending batch-1 requests for ``wall_s``; ``times_ms`` as clients saw them."""
+
+    concurrency: int
+    times_ms: tuple[float, ...] = ()
+    wall_s: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Statistics only: raw times of every request under load would dwarf the rest of the result."""
+        if self.error is not None or not self.times_ms:
+            return {"concurrency": self.concurrency, "batch_size": 1, "requests": 0, "error": self.error}
+        return {
+            "concurrency": self.concurrency,
+            "batch_size": 1,
+            "requests": len(self.times_ms),
+            "duration_s": self.wall_s,
+            "requests_per_s": len(self.times_ms) / self.wall_s,
+            "latency_ms": summarize(self.times_ms).to_json(),
+            "iqr_ms": iqr(self.times_ms),
+            "unstable": is_unstable(self.times_ms),
+            "error": None,
+        }
+
+
+@dataclass(frozen=True)
+class MultiDeviceRun:
+    """One replica per device at ``batch_size``, all at once for ``wall_s``, against the first device alone.
+
+    ``per_device_ms[i]`` are device i's per-iteration latencies (CUDA events) in the joint run.
+    """
+
+    batch_size: int
+    devices: tuple[str, ...]
+    single_times_ms: tuple[float, ...] = ()
+    single_wall_s: float = 0.0
+    per_device_ms: tuple[tuple[float, ...], ...] = ()
+    wall_s: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"batch_size": self.batch_size, "devices": list(self.devices), "error": self.error}
+        single = self.batch_size * len(self.single_times_ms) / self.single_wall_s
+        total = self.batch_size * sum(len(t) for t in self.per_device_ms) / self.wall_s
+        return {
+            "batch_size": self.batch_size,
+            "devices": list(self.devices),
+            "duration_s": self.wall_s,
+            "single_device_throughput_per_s": single,
+            "total_throughput_per_s": total,
+            # 1.0 is perfect scaling: n devices deliver n times one device's throughput.
+            "scaling_efficiency": total / (len(self.devices) * single) if single > 0 else None,
+            "per_device": [
+                {
+                    "device": device,
+                    "iterations": len(times),
+                    "throughput_per_s": self.batch_size * len(times) / self.wall_s,
+                    "latency_ms": summarize(times).to_json() if times else None,
+                }
+                for device, times in zip(self.devices, self.per_device_ms, strict=True)
+            ],
+            "error": None,
+        }
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """A measurement with its context: the spec, the environment and the raw times."""
+
+    spec: BenchSpec
+    env: dict[str, Any]
+    runs: tuple[RunTimes, ...]
+    concurrency_runs: tuple[ConcurrencyRun, ...] = ()
+    multi_device_runs: tuple[MultiDeviceRun, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runs": [r.to_json() for r in self.runs],
+            "concurrency_runs": [r.to_json() for r in self.concurrency_runs],
+            "multi_device_runs": [r.to_json() for r in self.multi_device_runs],
+            "env": self.env,
+            "spec": self.spec.to_json(),
+        }
