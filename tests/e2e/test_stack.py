@@ -8,7 +8,7 @@ import time
 import psutil
 import pytest
 
-from tests.e2e.stack import start_stack
+from tests.e2e.stack import NODE_NAME, start_stack
 
 pytestmark = pytest.mark.stack
 
@@ -91,11 +91,18 @@ def test_prometheus_scrapes_the_live_node_from_loopback(stack):
         families = {
             family.name: family for family in text_string_to_metric_families(response.read().decode())
         }
-    (up,) = families["perfmon_node_up"].samples
-    assert up.value == 1.0, "the stack's own sampler feeds /metrics"
-    assert families["node_load1"].samples[0].value >= 0
-    assert families["node_memory_MemTotal_bytes"].samples[0].value > 0
-    assert not any(name.startswith("DCGM_") for name in families), "no GPU here: no DCGM series, not zeros"
+    up = {sample.labels["node"]: sample.value for sample in families["perfmon_node_up"].samples}
+    assert up[NODE_NAME] == 1.0, "the stack's own sampler feeds /metrics"
+    load = [s for s in families["node_load1"].samples if s.labels.get("nodename") == NODE_NAME]
+    assert load and load[0].value >= 0
+    memory = [
+        s for s in families["node_memory_MemTotal_bytes"].samples if s.labels.get("nodename") == NODE_NAME
+    ]
+    assert memory and memory[0].value > 0
+    gpu_series = [s for name, f in families.items() if name.startswith("DCGM_") for s in f.samples]
+    assert not [s for s in gpu_series if s.labels.get("Hostname") == NODE_NAME], (
+        "no GPU here: no DCGM series, not zeros"
+    )
 
 
 def test_a_job_whose_worker_process_dies_ends_failed_as_worker_lost(tmp_path):
