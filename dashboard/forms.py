@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from dashboard.jobspec import MAX_BATCH_SIZE, MAX_ITERATIONS, InvalidJob, validate_submission
+from dashboard.jobspec import MAX_ITERATIONS, InvalidJob, validate_submission
 from dashboard.models import Node
 from workers import zoo
 
@@ -20,11 +20,42 @@ def target_choices() -> list[tuple[str, str]]:
     return choices
 
 
+class IntegerListField(forms.CharField):
+    """ "1, 8, 32" -> [1, 8, 32]; ranges are checked by the job spec."""
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        if not text:
+            return []
+        try:
+            return [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+        except ValueError:
+            raise forms.ValidationError("Enter whole numbers separated by commas, e.g. 1, 8, 32.") from None
+
+
 class BenchmarkForm(forms.Form):
     model = forms.ChoiceField(choices=[])
     target = forms.ChoiceField(choices=[], initial=ANY_NODE, label="Run on", required=False)
-    batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, initial=32)
-    iterations = forms.IntegerField(min_value=1, max_value=MAX_ITERATIONS, initial=200)
+    batch_sizes = IntegerListField(initial="1, 8, 32", help_text="a sweep: comma-separated, 1 to 4096 each")
+    iterations = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_ITERATIONS,
+        initial=200,
+        label="Iterations (minimum)",
+        help_text="timing goes on until the median is known within ±2% or the time budget ends",
+    )
+    precision = forms.ChoiceField(
+        choices=[("fp32", "fp32"), ("bf16", "bf16"), ("fp16", "fp16")], initial="fp32"
+    )
+    threads = forms.IntegerField(
+        min_value=1, max_value=512, required=False, help_text="CPU threads; empty: all cores"
+    )
+    time_budget_s = forms.FloatField(
+        min_value=0.1, max_value=3600, initial=10, label="Time budget per batch size (s)"
+    )
+    concurrency = IntegerListField(
+        required=False, label="Concurrency sweep", help_text="optional: client threads, e.g. 1, 2, 4, 8"
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -36,7 +67,16 @@ class BenchmarkForm(forms.Form):
         if self.errors:
             return data
         node, _, device = (data.get("target") or ANY_NODE).partition("|")
-        params = {"batch_sizes": [data["batch_size"]], "iterations": data["iterations"], "device": device}
+        params = {
+            "batch_sizes": data["batch_sizes"],
+            "iterations": data["iterations"],
+            "device": device,
+            "precision": data["precision"],
+            "time_budget_s": data["time_budget_s"],
+            "concurrency": data["concurrency"],
+        }
+        if data.get("threads"):
+            params["threads"] = data["threads"]
         # The same rules as the API, so the two can never disagree.
         try:
             _, _, data["params"], data["node"] = validate_submission("benchmark", data["model"], params, node)

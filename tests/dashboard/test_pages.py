@@ -35,18 +35,35 @@ class BenchmarkFormTestCase(BaseTestCase):
         self.client.force_login(self.alice)
 
     def submit(self, **fields):
-        data = {"model": "SimpleModel", "batch_size": 32, "iterations": 200, **fields}
+        data = {
+            "model": "SimpleModel",
+            "batch_sizes": "32",
+            "iterations": 200,
+            "precision": "fp32",
+            "time_budget_s": 10,
+            **fields,
+        }
         with self.captureOnCommitCallbacks(execute=False):
             return self.client.post("/benchmark/", data)
 
     def test_it_creates_a_job_and_shows_its_page(self):
-        response = self.submit(model="StudentModel", batch_size=8, iterations=50)
+        response = self.submit(
+            model="StudentModel",
+            batch_sizes="1, 8",
+            iterations=50,
+            precision="bf16",
+            concurrency="1,2",
+            threads=1,
+        )
         job = Job.objects.get()
         self.assertRedirects(response, f"/jobs/{job.pk}/", fetch_redirect_response=False)
         self.assertEqual(
-            (job.params["batch_sizes"], job.params["iterations"], job.params["device"]), ([8], 50, "cpu")
+            (job.params["batch_sizes"], job.params["iterations"], job.params["device"]), ([1, 8], 50, "cpu")
         )
         self.assertEqual(job.queue, "jobs", "no target chosen: any node")
+        self.assertEqual(
+            (job.params["precision"], job.params["concurrency"], job.params["threads"]), ("bf16", [1, 2], 1)
+        )
         page = self.client.get(f"/jobs/{job.pk}/")
         self.assertContains(page, "StudentModel")
         self.assertContains(page, 'id="job-progress"')
@@ -59,8 +76,12 @@ class BenchmarkFormTestCase(BaseTestCase):
     def test_it_rejects_bad_input_with_400_and_stores_nothing(self):
         for fields, message in [
             ({"model": "Nope"}, "Select a valid choice"),
-            ({"batch_size": 0}, "greater than or equal to 1"),
-            ({"batch_size": 4097}, "less than or equal to 4096"),
+            ({"batch_sizes": "0"}, "greater than or equal to 1"),
+            ({"batch_sizes": "8, 4097"}, "less than or equal to 4096"),
+            ({"batch_sizes": "8, lots"}, "whole numbers separated by commas"),
+            ({"batch_sizes": ""}, "This field is required"),
+            ({"precision": "fp8"}, "Select a valid choice"),
+            ({"concurrency": "0"}, "concurrency"),
             ({"iterations": 100_001}, "less than or equal to 100000"),
             ({"iterations": "x"}, "Enter a whole number"),
         ]:
