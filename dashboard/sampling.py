@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from dashboard.history.writer import HistoryWriter
+from dashboard.history.writer import HistoryWriter, short_lock_wait
 from dashboard.latest import store_latest
 from dashboard.live import group_for_topic, push_event
 from dashboard.models import Node
@@ -109,15 +109,20 @@ class SamplerDaemon:
     def record_heartbeat(self, sample: NodeSample) -> None:
         close_old_connections()  # drop a connection the database closed, instead of failing forever
         try:
-            now = timezone.now()
-            stale = time.monotonic() - self._described_at > REDESCRIBE_EVERY_S
-            # A node deleted in the admin while its sampler runs comes back on the next tick.
-            if stale or not Node.objects.filter(name=self.node_name).update(
-                last_seen=now, gpu_status=sample.gpu_status
-            ):
-                self._register(sample, now)
+            # A locked database must not hold up the next tick: give up after half a second.
+            with short_lock_wait(0.5):
+                self._beat(sample)
         except Exception as exc:  # database locked or away: the next tick tries again
             log.warning("could not record the heartbeat: %s", exc)
+
+    def _beat(self, sample: NodeSample) -> None:
+        now = timezone.now()
+        stale = time.monotonic() - self._described_at > REDESCRIBE_EVERY_S
+        # A node deleted in the admin while its sampler runs comes back on the next tick.
+        if stale or not Node.objects.filter(name=self.node_name).update(
+            last_seen=now, gpu_status=sample.gpu_status
+        ):
+            self._register(sample, now)
 
     def _register(self, sample: NodeSample, now) -> None:
         info = describe_node(self.node_name, self.sampler.nvml, sample.gpu_status)

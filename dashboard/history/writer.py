@@ -234,7 +234,7 @@ class HistoryWriter:
             # A connection broken by the failure stays broken until closed: start on a fresh one.
             connection.close()
         self._reconnect = False
-        with _short_lock_wait(self.lock_wait_s), transaction.atomic():
+        with short_lock_wait(self.lock_wait_s), transaction.atomic():
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     # SET takes no bind parameters; the value is our own integer.
@@ -311,7 +311,7 @@ def _raw_blocks(ts_s: np.ndarray, values: np.ndarray) -> list[tuple[int, int, in
 
 
 @contextmanager
-def _short_lock_wait(wait_s: float):
+def short_lock_wait(wait_s: float):
     """On SQLite, wait at most ``wait_s`` for the write lock (settings say 20 s, right for a web
     request, too long for a sampler between two ticks); PostgreSQL uses SET LOCAL lock_timeout."""
     if connection.vendor != "sqlite":
