@@ -1,1 +1,12 @@
-urlpatterns: list = []  # model registry pages
+"""Model registry pages (included in the "dashboard" namespace)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from dashboard import views_models
+
+urlpatterns = [
+    path("models/", views_models.models_list, name="models"),
+    path("models/<int:model_id>/", views_models.models_detail, name="models-detail"),
+]

@@ -70,3 +70,6 @@ api.add_router("/nodes", nodes.router)
 from dashboard.api import metrics  # noqa: E402
 
 api.add_router("/metrics", metrics.router)
+from dashboard.api import models  # noqa: E402
+
+api.add_router("/models", models.router)

@@ -3,6 +3,7 @@
 from dashboard.models.history import MetricSeries, RawBlock, RollupBlock
 from dashboard.models.jobs import TERMINAL_STATUSES, Job, JobKind, JobStatus
 from dashboard.models.nodes import Node
+from dashboard.models.registry import ModelFileFormat, ModelVersion, ModelVersionStatus, RegisteredModel
 from dashboard.models.results import Regression
 from dashboard.models.tokens import TOKEN_PREFIX, ApiToken, hash_token
 
@@ -14,8 +15,12 @@ __all__ = [
     "JobKind",
     "JobStatus",
     "MetricSeries",
+    "ModelFileFormat",
+    "ModelVersion",
+    "ModelVersionStatus",
     "Node",
     "RawBlock",
+    "RegisteredModel",
     "Regression",
     "RollupBlock",
     "hash_token",

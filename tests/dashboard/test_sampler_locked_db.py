@@ -39,7 +39,9 @@ async def test_samples_keep_flowing_while_the_database_is_locked(settings):
         locked_at = time.time()
         received = []
         while time.time() - locked_at < 3.0:
-            received.append(await receive_until(communicator, lambda m: m.get("type") == "sample", timeout_s=5))
+            received.append(
+                await receive_until(communicator, lambda m: m.get("type") == "sample", timeout_s=5)
+            )
         await sync_to_async(lock.__exit__)(None, None, None)
         unlocked_at = time.time()
         await sync_to_async(time.sleep)(1.0)

@@ -42,7 +42,8 @@ def run_benchmark(self, job_id: int) -> str:
         entry = zoo.get(job.model_name)
         spec = BenchSpec.from_params(job.params)
         result = run_benchmark_engine(
-            entry.build(),
+            # Trained weights (cached in the data dir) for the MLPs, so results and accuracy agree.
+            entry.build(settings.DATA_DIR / "zoo"),
             entry.input_spec,
             spec,
             on_progress=_progress_reporter(job_id),

@@ -4,6 +4,10 @@ Add a model by writing its module (like ``mlp.py``) and one ``ZooEntry`` in ``ZO
 
 Importing this package does not import torch: the web server and the sampler read the catalogue
 (names, descriptions, input specs) and only the worker that builds a model pays for torch.
+
+The four MLPs are trained on scikit-learn's digits (``digits.py``, ``training.py``):
+``entry.build(weights_dir)`` trains once and caches the weights there as safetensors, and
+``evaluate_accuracy(model, entry)`` measures them on the fixed held-out split.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -67,19 +72,57 @@ class InputSpec:
     def to_json(self) -> dict[str, Any]:
         return {"shape": list(self.shape), "dtype": self.dtype, "low": self.low, "high": self.high}
 
+    @classmethod
+    def from_json(cls, data: Any) -> InputSpec:
+        """The spec written by ``to_json``; raises ValueError naming what is wrong.
+
+        Example: {"shape": [null, 784], "dtype": "float32", "low": 0, "high": 1}."""
+        if not isinstance(data, dict):
+            raise ValueError('an input spec is a JSON object: {"shape": [null, ...], "dtype", "low", "high"}')
+        unknown = sorted(set(data) - {"shape", "dtype", "low", "high"})
+        if unknown:
+            raise ValueError(f"unknown input spec keys: {', '.join(unknown)}")
+        missing = [key for key in ("shape", "dtype", "low", "high") if key not in data]
+        if missing:
+            raise ValueError(f"input spec lacks {', '.join(missing)}")
+        shape, dtype, low, high = data["shape"], data["dtype"], data["low"], data["high"]
+        if not isinstance(shape, list) or not all(d is None or _is_int(d) for d in shape):
+            raise ValueError("shape must be a list of integers, starting with null for the batch")
+        if not isinstance(dtype, str):
+            raise ValueError("dtype must be a string")
+        for key, value in (("low", low), ("high", high)):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{key} must be a number")
+        return cls(shape=tuple(shape), dtype=dtype, low=float(low), high=float(high))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
 
 @dataclass(frozen=True)
 class ZooEntry:
     """A named model: ``build()`` returns a fresh instance in eval mode with deterministic weights.
 
-    ``factory`` is "module:attribute", imported only when the model is built."""
+    ``factory`` is "module:attribute", imported only when the model is built. ``dataset`` names
+    the data set the model is trained on ("digits"), or None for models that stay untrained."""
 
     name: str
     description: str
     factory: str
     input_spec: InputSpec
+    dataset: str | None = None
 
-    def build(self) -> nn.Module:
+    @property
+    def trainable(self) -> bool:
+        return self.dataset is not None
+
+    def build(self, weights_dir: Path | None = None) -> nn.Module:
+        """A fresh model in eval mode on the CPU.
+
+        Without ``weights_dir``: the seeded initial weights (what a benchmark needs). With it, a
+        trainable model gets its trained weights, loaded from ``weights_dir/<name>.safetensors`` or
+        trained (seconds) and cached there first; an untrained model ignores the directory."""
         import torch
 
         module_name, _, attribute = self.factory.partition(":")
@@ -87,7 +130,12 @@ class ZooEntry:
         # fork_rng keeps the caller's RNG stream untouched; devices=[] avoids initialising CUDA.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(BUILD_SEED)
-            return cls().eval()
+            model = cls().eval()
+            if weights_dir is not None and self.trainable:
+                from workers.zoo.training import train_or_load
+
+                model = train_or_load(self, model, Path(weights_dir))
+        return model
 
 
 class UnknownModel(KeyError):
@@ -104,32 +152,57 @@ class UnknownModel(KeyError):
 
 _FLAT_784 = InputSpec(shape=(None, 784), dtype="float32", low=0.0, high=1.0)
 
+# Kept in step with workers/zoo/transformer.py (not imported here: it would import torch).
+_TRANSFORMER_VOCAB_SIZE = 1000
+_TRANSFORMER_SEQUENCE_LENGTH = 128
+
 ZOO: dict[str, ZooEntry] = {
     e.name: e
     for e in [
         ZooEntry(
             "PerformanceTestModel",
-            "MLP 1024-512-256-10 from the seed article's performance test",
+            "MLP 1024-512-256-10 from the seed article's performance test, trained on 32x32 digits",
             "workers.zoo.mlp:PerformanceTestModel",
             InputSpec(shape=(None, 1024), dtype="float32", low=0.0, high=1.0),
+            dataset="digits",
         ),
         ZooEntry(
             "SimpleModel",
-            "MLP 784-256-128-10 for 28x28 digit images",
+            "MLP 784-256-128-10, trained on 28x28 digits",
             "workers.zoo.mlp:SimpleModel",
             _FLAT_784,
+            dataset="digits",
         ),
         ZooEntry(
             "TeacherModel",
-            "MLP 784-512-256-10, the distillation teacher",
+            "MLP 784-512-256-10, the distillation teacher, trained on 28x28 digits",
             "workers.zoo.mlp:TeacherModel",
             _FLAT_784,
+            dataset="digits",
         ),
         ZooEntry(
             "StudentModel",
-            "MLP 784-128-64-10, the distillation student",
+            "MLP 784-128-64-10, the distillation student, trained on 28x28 digits",
             "workers.zoo.mlp:StudentModel",
             _FLAT_784,
+            dataset="digits",
+        ),
+        ZooEntry(
+            "SmallResNet",
+            "ResNet-style CNN (3 stages of 2 residual blocks, 16-32-64 channels) for 3x32x32 images",
+            "workers.zoo.resnet:SmallResNet",
+            InputSpec(shape=(None, 3, 32, 32), dtype="float32", low=0.0, high=1.0),
+        ),
+        ZooEntry(
+            "TinyTransformer",
+            "Transformer encoder classifier: 4 layers, width 256, 128 tokens from a 1000-word vocabulary",
+            "workers.zoo.transformer:TinyTransformer",
+            InputSpec(
+                shape=(None, _TRANSFORMER_SEQUENCE_LENGTH),
+                dtype="int64",
+                low=0,
+                high=_TRANSFORMER_VOCAB_SIZE,
+            ),
         ),
     ]
 }
@@ -148,11 +221,31 @@ def names() -> list[str]:
     return sorted(ZOO)
 
 
+def evaluate_accuracy(
+    model: Callable[[torch.Tensor], torch.Tensor], entry: ZooEntry, split: str = "test"
+) -> float:
+    """Fraction (0..1) of the digits in split ("train" or "test") that model classifies correctly.
+
+    Only for entries trained on the digits (``entry.trainable``); raises ValueError otherwise."""
+    from workers.zoo.training import evaluate_accuracy as evaluate
+
+    return evaluate(model, entry, split)  # type: ignore[arg-type]
+
+
+def digits_data(entry: ZooEntry):  # -> workers.zoo.digits.DigitsData (kept lazy: it imports torch)
+    """The digits shaped for entry's input: ``.train`` / ``.test`` datasets and ``.loader(split, ...)``."""
+    from workers.zoo.training import digits_for
+
+    return digits_for(entry)
+
+
 __all__ = [
     "ZOO",
     "InputSpec",
     "UnknownModel",
     "ZooEntry",
+    "digits_data",
+    "evaluate_accuracy",
     "get",
     "names",
 ]

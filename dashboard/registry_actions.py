@@ -1,0 +1,230 @@
+"""The named writes of the model registry: register an uploaded (or produced) file, finish its validation.
+
+The web form, POST /api/models and (later) optimization jobs call these. An upload is staged in the
+data dir while hashed, checked cheaply (workers.registry.check_upload) and only then stored under
+its SHA-256 and given a row; a refusal raises workers.registry.Rejected and leaves neither a row nor
+a file. The test forward pass runs in a worker task afterwards (validating -> ready / rejected).
+
+Why the "jobs" queue for the forward pass: it loads torch and the whole model and runs it, the same
+kind of work as a benchmark, so it waits for the node's job worker rather than running beside a
+measurement (where it would skew the timings) or in the light maintenance worker (which must stay
+free to reap lost jobs within a minute and does not load torch).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from dashboard.models import ModelVersion, ModelVersionStatus, RegisteredModel
+from workers.registry import ModelStore, Rejected, StagedFile, check_upload
+from workers.zoo import InputSpec
+
+log = logging.getLogger(__name__)
+
+VALIDATION_QUEUE = "jobs"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._\-]{0,199}")
+
+
+def model_store() -> ModelStore:
+    return ModelStore(settings.DATA_DIR)
+
+
+def parse_input_spec(raw: str | None) -> InputSpec | None:
+    """The input spec JSON of an upload form, or None when left empty; raises Rejected when malformed."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return InputSpec.from_json(json.loads(raw))
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError too
+        raise Rejected("invalid request", f"input spec: {exc}") from None
+
+
+def do_register_upload(
+    user,
+    *,
+    name: str,
+    filename: str,
+    chunks: Iterable[bytes],
+    declared_format: str | None = None,
+    architecture: str | None = None,
+    input_spec: InputSpec | None = None,
+    parent_version_id: int | None = None,
+    description: str = "",
+) -> ModelVersion:
+    """Store an uploaded file as the next version of the model called name (created if new).
+
+    chunks is the file's content (e.g. UploadedFile.chunks()). Raises Rejected with the reason."""
+    name = _check_name(name)
+    store = model_store()
+    staged = store.stage(chunks, settings.PERFMON_MAX_UPLOAD_BYTES)
+    try:
+        return _register(
+            user,
+            staged,
+            name=name,
+            filename=filename,
+            declared_format=declared_format,
+            architecture=architecture,
+            input_spec=input_spec,
+            parent=_parent(parent_version_id),
+            produced_by="upload",
+            description=description,
+        )
+    finally:
+        store.discard(staged)  # nothing left to discard once committed
+
+
+def do_register_file(
+    user,
+    path: Path,
+    *,
+    name: str,
+    produced_by: str,
+    parent: ModelVersion | None = None,
+    declared_format: str | None = None,
+    architecture: str | None = None,
+    input_spec: InputSpec | None = None,
+    description: str = "",
+) -> ModelVersion:
+    """Register a model file some job wrote (e.g. produced_by="pruning job #12", parent=its input).
+
+    The file is copied into the store and goes through the same checks and validation as an upload."""
+    name = _check_name(name)
+    store = model_store()
+    staged = store.stage_file(path, settings.PERFMON_MAX_UPLOAD_BYTES)
+    try:
+        return _register(
+            user,
+            staged,
+            name=name,
+            filename=Path(path).name,
+            declared_format=declared_format,
+            architecture=architecture,
+            input_spec=input_spec,
+            parent=parent,
+            produced_by=produced_by,
+            description=description,
+        )
+    finally:
+        store.discard(staged)
+
+
+def _check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not _NAME.fullmatch(name):
+        raise Rejected(
+            "invalid request",
+            "name must be 1-200 characters of letters, digits, spaces, '.', '_' or '-', starting with a letter or digit",
+        )
+    return name
+
+
+def _parent(parent_version_id: int | None) -> ModelVersion | None:
+    if parent_version_id is None:
+        return None
+    parent = ModelVersion.objects.filter(pk=parent_version_id).first()
+    if parent is None:
+        raise Rejected("invalid request", f"parent version {parent_version_id} does not exist")
+    return parent
+
+
+def _register(
+    user,
+    staged: StagedFile,
+    *,
+    name: str,
+    filename: str,
+    declared_format: str | None,
+    architecture: str | None,
+    input_spec: InputSpec | None,
+    parent: ModelVersion | None,
+    produced_by: str,
+    description: str,
+) -> ModelVersion:
+    checked = check_upload(
+        staged.path,
+        filename=filename,
+        max_bytes=settings.PERFMON_MAX_UPLOAD_BYTES,
+        declared_format=declared_format,
+        architecture=architecture,
+        input_spec=input_spec,
+    )
+    store = model_store()
+    new_file = False
+    try:
+        with transaction.atomic():
+            model, _created = RegisteredModel.objects.get_or_create(
+                name=name, defaults={"owner": user, "description": description}
+            )
+            # Locks the model's row where the database can (PostgreSQL); SQLite's IMMEDIATE
+            # transactions already serialize writers. The unique constraint backs both.
+            RegisteredModel.objects.select_for_update().filter(pk=model.pk).first()
+            number = (model.versions.aggregate(top=Max("version"))["top"] or 0) + 1
+            new_file = store.commit(staged)
+            version = ModelVersion.objects.create(
+                model=model,
+                version=number,
+                format=checked.format.value,
+                architecture=checked.architecture,
+                input_spec=checked.input_spec.to_json(),
+                sha256=staged.sha256,
+                size_bytes=staged.size_bytes,
+                original_filename=Path(filename).name[:255],
+                parent=parent,
+                produced_by=produced_by[:200],
+                created_by=user,
+            )
+            transaction.on_commit(lambda: _enqueue_validation(version.pk))
+    except BaseException:
+        if new_file and not ModelVersion.objects.filter(sha256=staged.sha256).exists():
+            store.remove(staged.sha256)
+        raise
+    return version
+
+
+def _enqueue_validation(version_id: int) -> None:
+    # Importing perfmon.celery makes perfmon's app the current one: without it, in a web process
+    # that has not loaded the app yet, a shared task would publish through Celery's default app.
+    from perfmon.celery import app  # noqa: F401
+    from workers.tasks import validate_model_version
+
+    try:
+        result = validate_model_version.apply_async(args=[version_id], queue=VALIDATION_QUEUE)
+    except Exception as exc:  # broker down: the version must not sit "validating" forever
+        log.exception("could not enqueue the validation of model version %s", version_id)
+        do_finish_validation(
+            version_id, ModelVersionStatus.REJECTED, reason=f"could not reach the job queue: {exc}"
+        )
+        return
+    ModelVersion.objects.filter(pk=version_id).update(celery_task_id=result.id)
+
+
+def do_finish_validation(
+    version_id: int, status: str, *, reason: str = "", validation: dict | None = None
+) -> ModelVersion:
+    """Move a validating version to ready or rejected (first writer wins).
+
+    A rejected version keeps its row, so its page shows why, but its file is deleted unless
+    another usable version has the same content."""
+    changed = ModelVersion.objects.filter(pk=version_id, status=ModelVersionStatus.VALIDATING).update(
+        status=status, status_reason=reason, validation=validation, validated_at=timezone.now()
+    )
+    version = ModelVersion.objects.get(pk=version_id)
+    if changed and status == ModelVersionStatus.REJECTED:
+        still_used = (
+            ModelVersion.objects.filter(sha256=version.sha256)
+            .exclude(status=ModelVersionStatus.REJECTED)
+            .exists()
+        )
+        if not still_used:
+            model_store().remove(version.sha256)
+    return version

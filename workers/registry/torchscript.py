@@ -1,0 +1,160 @@
+"""TorchScript archives (.pt from torch.jit.save): what ``torch.jit.load`` would run, checked first.
+
+``torch.jit.load`` does not use Python's pickle: its C++ unpickler builds only TorchScript types
+(classes compiled from the archive's ``code/``) and tensors, so a ``__reduce__`` gadget fails to
+load. But a TorchScript program is a program: checked against torch 2.13, it can
+  * run code while loading: a class's ``__setstate__`` is called by ``torch.jit.load``
+    (we saw one write a file through ``torch.save`` before the load finished), and
+  * touch the file system when run: ``aten::save`` (``torch.save``) writes files and
+    ``aten::from_file`` maps them; other namespaces reach collectives and debug loaders.
+
+So before loading we scan the archive: every pickle's globals must be TorchScript's own
+(``__torch__.*``, tensor rebuilding, ``collections.OrderedDict``), and the source in ``code/`` is
+parsed (``ast``, never executed) and refused if it defines ``__setstate__``, names ``save`` /
+``from_file`` / ``load_tensor``, or calls operators outside aten/prim/quantized. After loading, the
+compiled graphs of every method are checked against the same rules.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workers.registry.errors import Rejected, summarize_error
+from workers.registry.pickles import disallowed_globals
+
+if TYPE_CHECKING:
+    from torch import nn
+
+ALLOWED_NAMESPACES = frozenset({"aten", "prim", "prims", "quantized", "_quantized"})
+DENIED_NAMES = frozenset({"save", "from_file", "load_tensor"})
+# torch.jit.save deflates source files and their debug info; nothing of that kind is this big.
+MAX_INFLATED_BYTES = 64 << 20
+_TS_PICKLE_GLOBALS = frozenset(
+    {
+        "collections.OrderedDict",
+        "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_qtensor",
+        "torch.jit._pickle.build_intlist",
+        "torch.jit._pickle.build_tensorlist",
+        "torch.jit._pickle.build_doublelist",
+        "torch.jit._pickle.build_boollist",
+        "torch.jit._pickle.restore_type_tag",
+    }
+)
+
+
+def _pickle_global_ok(name: str) -> bool:
+    return (
+        name.startswith("__torch__.")
+        or name in _TS_PICKLE_GLOBALS
+        or re.fullmatch(r"torch\.[A-Za-z0-9]+Storage", name) is not None
+    )
+
+
+def check_archive(path: Path, root: str) -> None:
+    """Vet a TorchScript archive without loading it; raises Rejected with the reason."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            relative = info.filename[len(root) :]
+            if info.is_dir():
+                continue
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise Rejected("invalid model", f"entry {relative!r} uses an unknown compression")
+            if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > MAX_INFLATED_BYTES:
+                # torch.jit.save deflates only source and debug info, never this large: a zip bomb.
+                raise Rejected("invalid model", f"entry {relative!r} would inflate to {info.file_size} bytes")
+            if relative.endswith((".pkl", ".debug_pkl")):
+                try:
+                    bad = disallowed_globals(archive.read(info), _pickle_global_ok)
+                except ValueError as exc:
+                    raise Rejected("truncated", f"{relative} is not a whole pickle: {exc}") from None
+                if bad:
+                    raise Rejected(
+                        "unsafe content",
+                        f"{relative} imports {', '.join(bad)}; TorchScript archives only hold TorchScript types",
+                    )
+            elif relative.startswith("code/") and relative.endswith(".py"):
+                _check_source(relative, archive.read(info).decode("utf-8", errors="replace"))
+
+
+def _check_source(relative: str, source: str) -> None:
+    try:
+        tree = ast.parse(source, filename=relative)
+    except SyntaxError as exc:
+        raise Rejected(
+            "invalid model", f"{relative} is not TorchScript source: {exc.msg} (line {exc.lineno})"
+        ) from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "__setstate__":
+            raise Rejected(
+                "unsafe content",
+                f"{relative} defines __setstate__, which torch.jit.load would run while loading",
+            )
+        if isinstance(node, ast.Name) and node.id in DENIED_NAMES:
+            raise Rejected("unsafe content", f"{relative} uses {node.id}, which touches files")
+        if isinstance(node, ast.Attribute):
+            dotted = _dotted(node)
+            if node.attr in DENIED_NAMES:
+                raise Rejected(
+                    "unsafe content", f"{relative} uses {dotted or node.attr}, which touches files"
+                )
+            parts = dotted.split(".") if dotted else []
+            if "ops" in parts[:-1]:
+                namespace = parts[parts.index("ops") + 1]
+                if namespace not in ALLOWED_NAMESPACES:
+                    raise Rejected(
+                        "unsafe content", f"{relative} calls {dotted}, outside aten/prim/quantized"
+                    )
+
+
+def _dotted(node: ast.AST) -> str:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return ""
+
+
+def load_module(path: Path, root: str) -> nn.Module:
+    """torch.jit.load on the CPU, after check_archive, with every compiled graph checked after."""
+    import torch
+
+    check_archive(path, root)
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise Rejected("invalid model", f"torch.jit.load failed: {summarize_error(exc)}") from None
+    for kind in _op_kinds(module):
+        namespace, _, op = kind.partition("::")
+        if namespace not in ALLOWED_NAMESPACES or op in DENIED_NAMES:
+            raise Rejected("unsafe content", f"the compiled program calls {kind}")
+    return module.eval()
+
+
+def _op_kinds(module: Any) -> Iterator[str]:
+    import torch
+
+    for submodule in module.modules():
+        compiled = getattr(submodule, "_c", None)
+        if compiled is None:
+            continue
+        for name in compiled._method_names():
+            # Inlined, so that functions and methods called from this one are checked too.
+            graph = compiled._get_method(name).graph.copy()
+            torch._C._jit_pass_inline(graph)
+            yield from _graph_kinds(graph)
+
+
+def _graph_kinds(graph_or_block: Any) -> Iterator[str]:
+    for node in graph_or_block.nodes():
+        yield node.kind()
+        for block in node.blocks():
+            yield from _graph_kinds(block)
