@@ -20,6 +20,27 @@ def target_choices() -> list[tuple[str, str]]:
     return choices
 
 
+def model_choices() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The zoo, then each registered model's newest ready version, grouped."""
+    from dashboard.models import ModelVersion, ModelVersionStatus
+
+    registered = []
+    seen = set()
+    for version in (
+        ModelVersion.objects.filter(status=ModelVersionStatus.READY)
+        .select_related("model")
+        .order_by("model__name", "-version")
+    ):
+        if version.model.name not in seen:
+            seen.add(version.model.name)
+            label = f"{version.model.name}@{version.version}"
+            registered.append((label, f"{label} ({version.format})"))
+    groups = [("Model zoo", [(name, name) for name in zoo.names()])]
+    if registered:
+        groups.append(("Registered models", registered))
+    return groups
+
+
 class IntegerListField(forms.CharField):
     """ "1, 8, 32" -> [1, 8, 32]; ranges are checked by the job spec."""
 
@@ -59,7 +80,7 @@ class BenchmarkForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["model"].choices = [(name, name) for name in zoo.names()]
+        self.fields["model"].choices = model_choices()
         self.fields["target"].choices = target_choices()
 
     def clean(self):

@@ -43,8 +43,10 @@ def validate_submission(
     device must be one of that node's GPUs."""
     if not isinstance(kind, str) or kind not in PARAMS_BY_KIND:
         raise InvalidJob(f"unknown job kind {kind!r}; known kinds: {', '.join(PARAMS_BY_KIND)}")
-    if not isinstance(model, str) or model not in zoo.ZOO:
-        raise InvalidJob(f"unknown model {model!r}; known models: {', '.join(zoo.names())}")
+    if not isinstance(model, str):
+        raise InvalidJob("model must be a zoo name or a registered model's name[@version]")
+    if model not in zoo.ZOO:
+        model = resolve_registered(model)
     if params is None:
         params = {}
     if not isinstance(params, dict):
@@ -71,6 +73,32 @@ def _check_runnable(params: dict, node: str) -> None:
         BenchSpec.from_params(params).check_supported(cuda_device_count=len(gpus))
     except ValueError as exc:
         raise InvalidJob(f"params: {exc}") from None
+
+
+def resolve_registered(text: str) -> str:
+    """A registered model as "name@version": "name" means its newest ready version."""
+    from dashboard.models import ModelVersion, ModelVersionStatus
+
+    name, _, wanted = text.partition("@")
+    versions = ModelVersion.objects.filter(model__name=name).order_by("-version")
+    if not versions.exists():
+        raise InvalidJob(
+            f"unknown model {text!r}; known models: {', '.join(zoo.names())}, or a registered model's name[@version]"
+        )
+    if wanted:
+        if not wanted.isdigit():
+            raise InvalidJob(f"model {text!r}: the version after @ must be a number")
+        version = versions.filter(version=int(wanted)).first()
+        if version is None:
+            raise InvalidJob(f"model {name!r} has no version {wanted}")
+        if version.status != ModelVersionStatus.READY:
+            reason = f": {version.status_reason}" if version.status_reason else ""
+            raise InvalidJob(f"model {name}@{wanted} is {version.status}{reason}")
+    else:
+        version = versions.filter(status=ModelVersionStatus.READY).first()
+        if version is None:
+            raise InvalidJob(f"model {name!r} has no version ready to run yet")
+    return f"{name}@{version.version}"
 
 
 def validate_target(node: object, device: str) -> str:

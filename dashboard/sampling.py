@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from collections import deque
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from dashboard.history.writer import HistoryWriter, short_lock_wait
@@ -52,6 +53,9 @@ class SamplerDaemon:
         # History goes straight to the database in batches; it buffers through database outages
         # itself, so a Redis outage loses nothing from history either.
         self.history = HistoryWriter()
+        # The database is written from a thread of its own: a lock held elsewhere may delay the
+        # heartbeat and history, never the next sample.
+        self._to_record: queue.SimpleQueue[NodeSample] = queue.SimpleQueue()
         self._described_at = float("-inf")
         self._redis_back_since: float | None = None
 
@@ -62,10 +66,13 @@ class SamplerDaemon:
             self.interval_s,
             self.sampler.gpu_status,
         )
+        recorder = threading.Thread(target=self._record_loop, args=(stop,), name="sampler-db", daemon=True)
+        recorder.start()
         try:
             self.sampler.run(self.publish, stop, self.interval_s)
         finally:
-            self.history.flush()
+            stop.set()
+            recorder.join(timeout=30)
             self.loop.close()
 
     def publish(self, sample: NodeSample) -> None:
@@ -73,9 +80,25 @@ class SamplerDaemon:
         payload = {"type": "sample", **latest}
         store_latest(latest)
         self.push_live(payload)
-        self.record_heartbeat(sample)
-        self.history.add(self.node_name, sample.ts, sample.metrics())
-        self.history.maybe_flush()
+        self._to_record.put(sample)
+
+    def _record_loop(self, stop: threading.Event) -> None:
+        """Heartbeat and history from the samples the loop hands over, until stopped and drained."""
+        try:
+            while not (stop.is_set() and self._to_record.empty()):
+                try:
+                    samples = [self._to_record.get(timeout=self.interval_s)]
+                except queue.Empty:
+                    continue
+                while not self._to_record.empty():
+                    samples.append(self._to_record.get_nowait())
+                for sample in samples:
+                    self.history.add(self.node_name, sample.ts, sample.metrics())
+                self.record_heartbeat(samples[-1])
+                self.history.maybe_flush()
+            self.history.flush()
+        finally:
+            connection.close()
 
     def push_live(self, payload: dict) -> None:
         try:

@@ -82,6 +82,9 @@ def _database() -> dict:
         # The sampler touches the database every tick: keep its connection instead of reopening it.
         "CONN_MAX_AGE": 600,
         "CONN_HEALTH_CHECKS": True,
+        # Tests run workers and consumers in threads beside the test: an in-memory database would
+        # share one cache and fail at once with "table is locked" where a file waits its turn.
+        "TEST": {"NAME": str(DATA_DIR / "test-perfmon.sqlite3")},
         "OPTIONS": {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",

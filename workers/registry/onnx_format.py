@@ -114,6 +114,18 @@ class OnnxModule:
     def eval(self) -> OnnxModule:
         return self
 
+    def to(self, device: Any = None, dtype: Any = None) -> OnnxModule:
+        """The harness moves models with .to(device, dtype); a CPU session in fp32 is all this runs."""
+        import torch
+
+        if device is not None and torch.device(device).type != "cpu":
+            raise ValueError(
+                "ONNX models run on the CPU here (onnxruntime's CPU provider); choose device cpu"
+            )
+        if dtype is not None and dtype != torch.float32:
+            raise ValueError("ONNX models run in the precision they were exported in; choose precision fp32")
+        return self
+
 
 def load_session(path: Path) -> nn.Module:
     """check_model again (the worker trusts no earlier check), then an ORT session wrapped as OnnxModule."""

@@ -39,12 +39,11 @@ def run_benchmark(self, job_id: int) -> str:
     from workers.bench.harness import run_benchmark as run_benchmark_engine
 
     try:
-        entry = zoo.get(job.model_name)
+        model, input_spec = _load_model(job.model_name)
         spec = BenchSpec.from_params(job.params)
         result = run_benchmark_engine(
-            # Trained weights (cached in the data dir) for the MLPs, so results and accuracy agree.
-            entry.build(settings.DATA_DIR / "zoo"),
-            entry.input_spec,
+            model,
+            input_spec,
             spec,
             on_progress=_progress_reporter(job_id),
             should_stop=_cancel_checker(job_id),
@@ -58,6 +57,28 @@ def run_benchmark(self, job_id: int) -> str:
         return "failed"
     do_finish_job(job_id, JobStatus.SUCCEEDED, result=result.to_json())
     return "succeeded"
+
+
+def _load_model(name: str):
+    """(model, input spec) of a zoo name or a registered "name@version"."""
+    from workers.zoo import InputSpec
+
+    if name in zoo.ZOO:
+        entry = zoo.get(name)
+        # Trained weights (cached in the data dir) for the MLPs, so results and accuracy agree.
+        return entry.build(settings.DATA_DIR / "zoo"), entry.input_spec
+    from dashboard.models import ModelVersion
+    from dashboard.registry_actions import model_store
+    from workers.registry import load_model
+
+    model_name, _, number = name.rpartition("@")
+    version = ModelVersion.objects.filter(model__name=model_name, version=int(number)).first()
+    if version is None:
+        raise zoo.UnknownModel(name)
+    path = model_store().path_for(version.sha256)
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: the stored file is missing on node {settings.NODE_NAME}")
+    return load_model(path, version.format, version.architecture), InputSpec.from_json(version.input_spec)
 
 
 def _progress_reporter(job_id: int):
