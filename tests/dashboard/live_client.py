@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from channels.testing import WebsocketCommunicator
@@ -37,3 +38,38 @@ async def receive_until(communicator: WebsocketCommunicator, predicate, timeout_
 async def subscribe(communicator: WebsocketCommunicator, topic: str) -> None:
     await communicator.send_to(text_data=json.dumps({"subscribe": topic}))
     await receive_until(communicator, lambda m: m.get("type") == "subscribed" and m.get("topic") == topic)
+
+
+async def watching_node(node: str, username: str) -> WebsocketCommunicator:
+    """A connected socket of a fresh logged-in user, subscribed to a node's samples."""
+    from asgiref.sync import sync_to_async
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = await sync_to_async(get_user_model().objects.create_user)(username, password=f"pw-{username}-123")
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    communicator = communicator_for(client)
+    await communicator.connect()
+    await subscribe(communicator, f"node:{node}")
+    return communicator
+
+
+@contextlib.asynccontextmanager
+async def running_sampler(interval_s: float = 0.2):
+    """The real sampler daemon in a thread for the duration of the block."""
+    import threading
+
+    from asgiref.sync import sync_to_async
+
+    from dashboard.sampling import SamplerDaemon
+
+    daemon = await sync_to_async(SamplerDaemon)(interval_s=interval_s)
+    stop = threading.Event()
+    runner = threading.Thread(target=daemon.run, args=(stop,))
+    runner.start()
+    try:
+        yield daemon
+    finally:
+        stop.set()
+        await sync_to_async(runner.join)(15)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -12,8 +11,12 @@ from django.test import Client
 
 from dashboard import live
 from dashboard.models import Node
-from dashboard.sampling import SamplerDaemon
-from tests.dashboard.live_client import communicator_for, receive_until, subscribe
+from tests.dashboard.live_client import (
+    communicator_for,
+    receive_until,
+    running_sampler,
+    subscribe,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,17 +78,9 @@ async def test_the_sampler_daemon_feeds_the_browser_and_records_the_heartbeat(lo
     communicator = communicator_for(logged_in_client)
     await communicator.connect()
     await subscribe(communicator, "node:node/with odd name")
-
-    stop = threading.Event()
-    daemon = await sync_to_async(SamplerDaemon)(interval_s=0.2)
-    runner = threading.Thread(target=daemon.run, args=(stop,))
-    runner.start()
-    try:
+    async with running_sampler(interval_s=0.2):
         first = await receive_until(communicator, lambda m: m.get("type") == "sample")
         second = await receive_until(communicator, lambda m: m.get("type") == "sample")
-    finally:
-        stop.set()
-        await sync_to_async(runner.join)(10)
     assert first["node"] == "node/with odd name"
     assert second["ts"] > first["ts"]
     assert 0 <= first["host"]["cpu_percent"] <= 100

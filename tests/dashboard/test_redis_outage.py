@@ -3,18 +3,18 @@ and the samples taken meanwhile arrive as a backfill once Redis answers again.""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
-from django.contrib.auth import get_user_model
-from django.test import Client
 
-from dashboard.sampling import SamplerDaemon
 from perfmon.private_redis import PrivateRedis
-from tests.dashboard.live_client import communicator_for, receive_until, subscribe
+from tests.dashboard.live_client import (
+    receive_until,
+    running_sampler,
+    watching_node,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,30 +37,19 @@ def own_redis(tmp_path, settings):
 
 async def test_samples_taken_while_redis_was_away_arrive_once_it_is_back(own_redis, settings):
     settings.NODE_NAME = "outage-node"
-    user = await sync_to_async(get_user_model().objects.create_user)("dora", password="explorer-123")
-    client = Client()
-    await sync_to_async(client.force_login)(user)
-    communicator = communicator_for(client)
-    await communicator.connect()
-    await subscribe(communicator, "node:outage-node")
-
-    stop = threading.Event()
-    daemon = await sync_to_async(SamplerDaemon)(interval_s=0.2)
-    runner = threading.Thread(target=daemon.run, args=(stop,))
-    runner.start()
+    communicator = await watching_node("outage-node", "dora")
     try:
-        before = await receive_until(communicator, lambda m: m.get("type") == "sample")
-        own_redis.stop()
-        outage_started = time.time()
-        await sync_to_async(time.sleep)(2.0)
-        assert len(daemon.backlog) >= 5, "samples taken during the outage are kept"
-        own_redis.start(port=own_redis.port)
+        async with running_sampler(interval_s=0.2) as daemon:
+            before = await receive_until(communicator, lambda m: m.get("type") == "sample")
+            own_redis.stop()
+            outage_started = time.time()
+            await sync_to_async(time.sleep)(2.0)
+            assert len(daemon.backlog) >= 5, "samples taken during the outage are kept"
+            own_redis.start(port=own_redis.port)
 
-        backfill = await receive_until(communicator, lambda m: m.get("type") == "backfill", timeout_s=30)
-        after = await receive_until(communicator, lambda m: m.get("type") == "sample", timeout_s=10)
+            backfill = await receive_until(communicator, lambda m: m.get("type") == "backfill", timeout_s=30)
+            after = await receive_until(communicator, lambda m: m.get("type") == "sample", timeout_s=10)
     finally:
-        stop.set()
-        await sync_to_async(runner.join)(10)
         await communicator.disconnect()
 
     kept = [sample["ts"] for sample in backfill["samples"]]

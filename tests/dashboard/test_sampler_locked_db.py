@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from dashboard.history.query import series
-from dashboard.sampling import SamplerDaemon
-from tests.dashboard.live_client import communicator_for, receive_until, subscribe
+from tests.dashboard.live_client import (
+    receive_until,
+    running_sampler,
+    watching_node,
+)
 from tests.dashboard.test_history_writer import write_lock_held_elsewhere
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,34 +20,23 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 async def test_samples_keep_flowing_while_the_database_is_locked(settings):
     settings.NODE_NAME = "locked-node"
-    user = await sync_to_async(get_user_model().objects.create_user)("frank", password="pw-frank-123")
-    client = Client()
-    await sync_to_async(client.force_login)(user)
-    communicator = communicator_for(client)
-    await communicator.connect()
-    await subscribe(communicator, "node:locked-node")
-
-    daemon = await sync_to_async(SamplerDaemon)(interval_s=0.2)
-    daemon.history.flush_every_s = 0.5  # try to write during the lock, not only after it
-    stop = threading.Event()
-    runner = threading.Thread(target=daemon.run, args=(stop,))
-    runner.start()
+    communicator = await watching_node("locked-node", "frank")
     lock = write_lock_held_elsewhere()
     try:
-        await receive_until(communicator, lambda m: m.get("type") == "sample")
-        await sync_to_async(lock.__enter__)()
-        locked_at = time.time()
-        received = []
-        while time.time() - locked_at < 3.0:
-            received.append(
-                await receive_until(communicator, lambda m: m.get("type") == "sample", timeout_s=5)
-            )
-        await sync_to_async(lock.__exit__)(None, None, None)
-        unlocked_at = time.time()
-        await sync_to_async(time.sleep)(1.0)
+        async with running_sampler(interval_s=0.2) as daemon:
+            daemon.history.flush_every_s = 0.5  # try to write during the lock, not only after it
+            await receive_until(communicator, lambda m: m.get("type") == "sample")
+            await sync_to_async(lock.__enter__)()
+            locked_at = time.time()
+            received = []
+            while time.time() - locked_at < 3.0:
+                received.append(
+                    await receive_until(communicator, lambda m: m.get("type") == "sample", timeout_s=5)
+                )
+            await sync_to_async(lock.__exit__)(None, None, None)
+            unlocked_at = time.time()
+            await sync_to_async(time.sleep)(1.0)
     finally:
-        stop.set()
-        await sync_to_async(runner.join)(15)
         await communicator.disconnect()
 
     # 15 ticks in 3 s; ticks that wait on the lock are dropped, never more than a few.

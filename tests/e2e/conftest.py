@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from tests.e2e.stack import start_stack
@@ -11,3 +14,26 @@ def stack(tmp_path_factory):
     running = start_stack(tmp_path_factory.mktemp("stack"))
     yield running
     running.stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright (never `playwright install`, which downloads its own)."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser tests: install Debian's chromium (scripts/ensure-chromium)")
+        pytest.skip(
+            "Debian's chromium is not installed (/usr/bin/chromium); `make test` installs it where it can"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -11,29 +10,9 @@ import pytest
 
 from tests.e2e.stack import ADMIN_PASSWORD, ADMIN_USER
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser tests: install Debian's chromium (scripts/ensure-chromium)")
-        pytest.skip(
-            "Debian's chromium is not installed (/usr/bin/chromium); `make test` installs it where it can"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 def test_a_user_logs_in_watches_the_live_chart_and_runs_a_benchmark(stack, browser):

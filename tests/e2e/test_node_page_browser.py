@@ -3,7 +3,6 @@ state, live charts over the WebSocket, and a history range read from the series 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -14,7 +13,6 @@ import pytest
 
 from tests.e2e.stack import ADMIN_PASSWORD, ADMIN_USER, NODE_NAME
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack]
@@ -22,25 +20,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.stack]
 # The stack's own node (the simulated GPU node of the last test may be listed too).
 # The stack's own node; other tests in the session add nodes of their own (node-b, gpu-sim).
 THIS_NODE_ROW = f"#node-list tbody tr[data-node='{NODE_NAME}']"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser tests: install Debian's chromium (scripts/ensure-chromium)")
-        pytest.skip(
-            "Debian's chromium is not installed (/usr/bin/chromium); `make test` installs it where it can"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ the page, and arriving live), then two jobs side by side on the compare page."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pytest
 
 from tests.e2e.stack import ADMIN_PASSWORD, ADMIN_USER
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SWEEP = {"kind": "benchmark", "model": "SimpleModel", "params": {"batch_sizes": [1, 8, 32], "iterations": 40}}
 
@@ -23,25 +21,6 @@ CHART_POINTS = """selector => {
   const chart = canvas && window.Chart ? window.Chart.getChart(canvas) : undefined;
   return chart ? chart.data.datasets.map((d) => d.data.filter((v) => v !== null).length) : null;
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser tests: install Debian's chromium (scripts/ensure-chromium)")
-        pytest.skip(
-            "Debian's chromium is not installed (/usr/bin/chromium); `make test` installs it where it can"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 def wait_until_finished(stack, job_id: int, token: str, timeout_s: float = 120) -> dict:
