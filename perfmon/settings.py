@@ -137,8 +137,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TRACK_STARTED = True
 # A running job whose worker stopped answering is failed as "worker lost": looked for every
 # ORPHAN_SWEEP_S, once the job has run ORPHAN_GRACE_S (a worker that just started gets time to report).
-ORPHAN_SWEEP_S = float(os.environ.get("PERFMON_ORPHAN_SWEEP_S", "30"))
-ORPHAN_GRACE_S = float(os.environ.get("PERFMON_ORPHAN_GRACE_S", "60"))
+ORPHAN_SWEEP_S = float(os.environ.get("PERFMON_ORPHAN_SWEEP_S", "15"))
+ORPHAN_GRACE_S = float(os.environ.get("PERFMON_ORPHAN_GRACE_S", "20"))
 CELERY_BEAT_SCHEDULE = {
     "fail-orphaned-jobs": {"task": "perfmon.fail_orphaned_jobs", "schedule": ORPHAN_SWEEP_S},
     # Metric history: merge each closed hour's raw blocks into one (what keeps a sample at a few

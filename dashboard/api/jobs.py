@@ -33,6 +33,7 @@ class JobOut(Schema):
     status: str
     progress: float
     step: str
+    log: str
     result: dict[str, Any] | None
     error: str | None
     node: str | None

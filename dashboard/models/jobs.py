@@ -32,6 +32,7 @@ class Job(models.Model):
     progress_percent = models.FloatField(default=0.0)
     step = models.CharField(max_length=200, default="", blank=True, help_text="what the worker is doing now")
     result = models.JSONField(null=True, blank=True)
+    log = models.TextField(default="", blank=True, help_text="one line per step the worker took")
     error = models.TextField(default="", blank=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     target_node = models.CharField(
@@ -66,6 +67,7 @@ class Job(models.Model):
             "status": self.status,
             "progress": round(self.progress_percent, 1),
             "step": self.step,
+            "log": self.log,
             "result": self.result,
             "error": self.error or None,
             "regressions": [regression.to_json() for regression in self.regressions.all()],

@@ -26,7 +26,11 @@
   }
 
   window.perfmonLive.subscribe("job:" + section.dataset.jobId, (message) => {
-    if (message.type === "progress") { setProgress(message.progress, message.step); return; }
+    if (message.type === "progress") {
+      setProgress(message.progress, message.step);
+      if (message.log_line) document.getElementById("job-log").textContent += message.log_line;
+      return;
+    }
     const job = message.job;
     statusEl.textContent = job.status;
     statusEl.className = "status status-" + job.status;

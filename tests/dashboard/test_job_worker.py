@@ -63,6 +63,9 @@ async def test_a_submitted_benchmark_runs_and_reports_each_state(celery_worker, 
     job = (await sync_to_async(client.get)(f"/api/jobs/{job_id}")).json()
     assert job["status"] == "succeeded" and job["progress"] == 100 and job["error"] is None
     assert job["started_at"] and job["finished_at"] and job["node"]
+    log = job["log"].splitlines()
+    assert any("batch 1" in line for line in log) and any("batch 8" in line for line in log), log
+    assert len(log) == len(set(log)), "one line per step, not per progress tick"
     runs = job["result"]["runs"]
     assert [run["batch_size"] for run in runs] == [1, 8]
     for run in runs:

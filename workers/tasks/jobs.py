@@ -9,6 +9,8 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db.models import Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from dashboard import live
@@ -82,14 +84,20 @@ def _load_model(name: str):
 
 
 def _progress_reporter(job_id: int):
+    """Progress to the row and the page; each new step also becomes a line of the job's log."""
+    last_step = ""
+
     def report(fraction: float, step: str) -> None:
-        Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(
-            progress_percent=fraction * 100, step=step
-        )
-        live.push(
-            f"job:{job_id}",
-            {"type": "progress", "job_id": job_id, "progress": round(fraction * 100, 1), "step": step},
-        )
+        nonlocal last_step
+        changes: dict = {"progress_percent": fraction * 100, "step": step}
+        message = {"type": "progress", "job_id": job_id, "progress": round(fraction * 100, 1), "step": step}
+        if step != last_step:
+            last_step = step
+            line = f"{timezone.now():%H:%M:%S} {step}\n"
+            changes["log"] = Concat("log", Value(line))
+            message["log_line"] = line
+        Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(**changes)
+        live.push(f"job:{job_id}", message)
 
     return report
 
