@@ -17,6 +17,7 @@ def stack(tmp_path_factory):
 
 
 CHROMIUM = Path("/usr/bin/chromium")
+NO_CHROMIUM = "Debian's chromium is not at /usr/bin/chromium; `make test` installs it where it can"
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +26,7 @@ def browser():
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail("CI must run the browser tests: install Debian's chromium (scripts/ensure-chromium)")
-        pytest.skip(
-            "Debian's chromium is not installed (/usr/bin/chromium); `make test` installs it where it can"
-        )
+        pytest.skip(reason=NO_CHROMIUM)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -3,7 +3,7 @@
 Why not ``torch.export.load`` (checked against torch 2.13's source, torch/export/pt2_archive/_package.py
 and torch/_export/serde/serialize.py): it is documented as "uses pickle under the hood ... never load
 data from an untrusted source", and it runs code from the file in several ways:
-  * weights and constants marked ``use_pickle`` go through ``torch.load(..., weights_only=False)``;
+  * weights and constants marked ``use_pickle`` go through torch's full unpickler (weights_only off);
     "opaque" constants through ``pickle.loads``; custom objects through ``torch._C._pickle_load_obj``;
   * the sample inputs (and legacy state dicts) go through ``deserialize_torch_artifact``, which tries
     ``weights_only=True`` and, when that fails, silently retries with ``weights_only=False``;
