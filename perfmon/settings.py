@@ -141,6 +141,10 @@ ORPHAN_SWEEP_S = float(os.environ.get("PERFMON_ORPHAN_SWEEP_S", "15"))
 ORPHAN_GRACE_S = float(os.environ.get("PERFMON_ORPHAN_GRACE_S", "20"))
 CELERY_BEAT_SCHEDULE = {
     "fail-orphaned-jobs": {"task": "perfmon.fail_orphaned_jobs", "schedule": ORPHAN_SWEEP_S},
+    "fail-interrupted-validations": {
+        "task": "perfmon.fail_interrupted_validations",
+        "schedule": ORPHAN_SWEEP_S,
+    },
     # Metric history: merge each closed hour's raw blocks into one (what keeps a sample at a few
     # bytes on disk), and delete what is past retention.
     "compact-metric-history": {"task": "perfmon.compact_metric_history", "schedule": 300.0},

@@ -2,11 +2,12 @@
 
 from workers.tasks.history import compact_metric_history, enforce_retention
 from workers.tasks.jobs import fail_orphaned_jobs, run_benchmark
-from workers.tasks.registry import validate_model_version
+from workers.tasks.registry import fail_interrupted_validations, validate_model_version
 
 __all__ = [
     "compact_metric_history",
     "enforce_retention",
+    "fail_interrupted_validations",
     "fail_orphaned_jobs",
     "run_benchmark",
     "validate_model_version",

@@ -40,3 +40,21 @@ def validate_model_version(version_id: int) -> str:
         return "rejected"
     do_finish_validation(version_id, ModelVersionStatus.READY, validation=check.to_json())
     return "ready"
+
+
+@shared_task(name="perfmon.fail_interrupted_validations", queue="maintenance")
+def fail_interrupted_validations() -> int:
+    """Reject versions whose test forward pass died with its worker process, so none stays
+    "validating" forever. (A version whose task was never picked up is left alone: its message
+    waits in Redis for the next worker.)"""
+    from perfmon.celery import app
+
+    rejected = 0
+    for version in ModelVersion.objects.filter(status=ModelVersionStatus.VALIDATING).exclude(
+        celery_task_id=""
+    ):
+        if app.AsyncResult(version.celery_task_id).state in {"FAILURE", "REVOKED"}:
+            reason = "validation interrupted: the worker running the test forward pass stopped; upload again"
+            do_finish_validation(version.pk, ModelVersionStatus.REJECTED, reason=reason)
+            rejected += 1
+    return rejected
