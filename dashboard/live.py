@@ -4,6 +4,7 @@ Topics a browser can subscribe to over /ws/live:
   "node:<name>"  live samples of one node
   "job:<id>"     state and progress of one job
   "jobs"         every job's state changes (the jobs list)
+  "nodes"        a small heartbeat of every node each tick (the node list, however many nodes)
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ def group_for_topic(topic: str) -> str | None:
     Group names allow only ASCII letters, digits, '-', '_' and '.', under 100 characters; node
     names may hold anything, so unsafe names are replaced and disambiguated with a short hash."""
     kind, _, rest = topic.partition(":")
-    if topic == "jobs":
-        return "jobs"
+    if topic in ("jobs", "nodes"):
+        return topic
     if kind == "job" and rest.isdigit():
         return f"job.{int(rest)}"
     if kind == "node" and rest:

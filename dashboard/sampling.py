@@ -111,6 +111,13 @@ class SamplerDaemon:
                 for _ in chunk:
                     self.backlog.popleft()
             self._send(payload)
+            heartbeat = {
+                "type": "heartbeat",
+                "node": self.node_name,
+                "ts": payload["ts"],
+                "interval_s": self.interval_s,
+            }
+            self._send(heartbeat, group="nodes")
         except Exception as exc:  # Redis away: keep the sample for later, keep sampling
             if not self.backlog:
                 log.warning("cannot reach Redis (%s); keeping samples until it answers", exc)
@@ -126,8 +133,8 @@ class SamplerDaemon:
             log.info("Redis answers again; backfilling %d samples shortly", len(self.backlog))
         return now - self._redis_back_since >= RESUBSCRIBE_GRACE_S
 
-    def _send(self, payload: dict) -> None:
-        self.loop.run_until_complete(self.layer.group_send(self.group, push_event(payload)))
+    def _send(self, payload: dict, group: str | None = None) -> None:
+        self.loop.run_until_complete(self.layer.group_send(group or self.group, push_event(payload)))
 
     def record_heartbeat(self, sample: NodeSample) -> None:
         close_old_connections()  # drop a connection the database closed, instead of failing forever

@@ -1,22 +1,26 @@
-// The node list: each node's badge and "last seen" follow its live samples.
+// The node list: each node's badge and "last seen" follow the small per-tick heartbeat every
+// node sends on the "nodes" topic (one subscription, however large the fleet).
 (function () {
   "use strict";
   const table = document.getElementById("node-list");
   if (!table || !window.perfmonLive) return;
   const intervalS = Number(table.dataset.sampleIntervalS) || 1;
-  // The socket allows 32 topics per connection; beyond that rows keep the server's state.
-  const MAX_WATCHED = 32;
+  const rows = new Map();
 
-  Array.from(table.querySelectorAll("tbody tr[data-node]")).slice(0, MAX_WATCHED).forEach((row) => {
+  table.querySelectorAll("tbody tr[data-node]").forEach((row) => {
     const lastSeenEl = row.querySelector(".last-seen");
     const heartbeat = window.perfmonHeartbeat.watch(row.querySelector("[data-role=node-state]"), {
       intervalS: intervalS,
       lastSeenAgeS: Number(row.dataset.lastSeenAgeS),
       onChange: (online, ageS) => { lastSeenEl.textContent = window.perfmonUnits.age(ageS); },
     });
-    window.perfmonLive.subscribe("node:" + row.dataset.node, (sample) => {
-      heartbeat.beat(sample.ts);
-      row.dataset.samples = String(Number(row.dataset.samples || 0) + 1);
-    });
+    rows.set(row.dataset.node, { row, heartbeat });
+  });
+
+  window.perfmonLive.subscribe("nodes", (message) => {
+    const entry = rows.get(message.node);
+    if (!entry) return; // a node that joined after the page loaded shows on the next load
+    entry.heartbeat.beat(message.ts);
+    entry.row.dataset.samples = String(Number(entry.row.dataset.samples || 0) + 1);
   });
 })();

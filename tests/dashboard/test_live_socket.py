@@ -78,10 +78,19 @@ async def test_the_sampler_daemon_feeds_the_browser_and_records_the_heartbeat(lo
     communicator = communicator_for(logged_in_client)
     await communicator.connect()
     await subscribe(communicator, "node:node/with odd name")
+    await subscribe(communicator, "nodes")
     async with running_sampler(interval_s=0.2):
         first = await receive_until(communicator, lambda m: m.get("type") == "sample")
         second = await receive_until(communicator, lambda m: m.get("type") == "sample")
+        heartbeat = await receive_until(communicator, lambda m: m.get("type") == "heartbeat")
     assert first["node"] == "node/with odd name"
+    # The node list's feed: just enough to tell the node is alive, not the whole sample.
+    assert heartbeat == {
+        "type": "heartbeat",
+        "node": "node/with odd name",
+        "ts": heartbeat["ts"],
+        "interval_s": 0.2,
+    }
     assert second["ts"] > first["ts"]
     assert 0 <= first["host"]["cpu_percent"] <= 100
     assert 0 < first["host"]["memory_percent"] < 100

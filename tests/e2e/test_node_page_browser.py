@@ -186,6 +186,7 @@ SIMULATED_GPU_NODE = textwrap.dedent(
                      "swap_used_bytes": 0, "swap_total_bytes": 0},
             "gpus": [gpu(0, t), gpu(1, t)],
         })
+        push("nodes", {"type": "heartbeat", "node": "gpu-sim", "ts": now, "interval_s": 0.5})
         Node.objects.filter(name="gpu-sim").update(last_seen=timezone.now())
         time.sleep(0.5)
     """
