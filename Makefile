@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed-stamp
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install-torch
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(STAMP): pyproject.toml scripts/install-torch scripts/ensure-venv
+	scripts/ensure-venv $(PYTHON) $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	scripts/install-torch $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
