@@ -81,6 +81,55 @@ def get_series(
         return Status(exc.status, {"error": str(exc)})
 
 
+MAX_SERIES_PER_REQUEST = 200
+
+
+class ManySeriesOut(Schema):
+    node: str
+    series: list[dict]
+
+
+@router.get("/series/many", response={200: ManySeriesOut, 400: Error, 401: Error, 404: Error})
+def get_many_series(
+    request,
+    node: str | None = None,
+    series: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    points: str | None = None,
+):
+    """Several metrics of one node over one range in one request (a node page draws dozens):
+    ``series`` is a comma-separated list of ``metric`` or ``metric:gpu``. Each entry of the answer
+    is what /series would give for it, or ``{"metric", "gpu", "error"}`` for a series with no
+    history, so one missing series does not fail the rest."""
+    try:
+        if not node or not series:
+            raise query.BadQuery(
+                "node and series are required, e.g. ?node=gpu-1&series=host.cpu_percent,gpu.temperature_c:0"
+            )
+        wanted = [_series_key(item) for item in series.split(",") if item.strip()]
+        if len(wanted) > MAX_SERIES_PER_REQUEST:
+            raise query.BadQuery(f"at most {MAX_SERIES_PER_REQUEST} series a request, not {len(wanted)}")
+        start_s, end_s = query.parse_time(start, "start"), query.parse_time(end, "end")
+        count = _int(points, "points", query.DEFAULT_POINTS)
+        answers = []
+        for metric, gpu in wanted:
+            try:
+                answers.append(query.series(node, metric, gpu=gpu, start=start_s, end=end_s, points=count))
+            except query.NotFound as exc:
+                if str(exc).startswith("unknown node"):
+                    raise  # the whole request is wrong, not one series
+                answers.append({"metric": metric, "gpu": gpu, "error": str(exc)})
+        return {"node": node, "series": answers}
+    except query.HistoryQueryError as exc:
+        return Status(exc.status, {"error": str(exc)})
+
+
+def _series_key(item: str) -> tuple[str, int | None]:
+    metric, _, gpu = item.strip().partition(":")
+    return metric, _int(gpu, f"the GPU of {item.strip()!r}", None)
+
+
 @router.get("/catalog", response={200: CatalogOut, 401: Error})
 def get_catalog(request):
     """Every node (online state, last heartbeat, GPU indices) and the metrics it has history of."""

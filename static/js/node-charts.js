@@ -45,11 +45,11 @@
     async function fetchAll(startS, endS) {
       const mine = ++generation;
       root.dataset.loading = "true";
-      const answers = await Promise.all(charts.map((metricChart) => Promise.all(metricChart.keys.map((key) =>
-        window.perfmonSeries.fetchSeries(config.seriesUrl, {
-          node: config.node, metric: key.metric, gpu: key.gpu, start: Math.floor(startS), end: Math.ceil(endS),
-          points: pointsFor(metricChart),
-        }).then((body) => ({ body: body }), (err) => ({ error: err.message }))))));
+      // One request per chart, for all of its datasets.
+      const answers = await Promise.all(charts.map((metricChart) =>
+        window.perfmonSeries.fetchMany(config.seriesUrl, {
+          node: config.node, start: Math.floor(startS), end: Math.ceil(endS), points: pointsFor(metricChart),
+        }, metricChart.keys).catch((err) => metricChart.keys.map(() => ({ error: err.message })))));
       if (mine !== generation) return null;
       root.dataset.loading = "false";
       root.dataset.loads = String(Number(root.dataset.loads || 0) + 1);

@@ -81,7 +81,7 @@ def test_the_node_page_charts_live_samples_and_reads_history(stack, page):
     assert page.text_content("#gpu-processes tbody") == "No GPU on this node."
     page.screenshot(path=str(ARTIFACTS / "node-live.png"), full_page=True)
 
-    # 1 h: every dataset is asked from the series API at one point per pixel of chart width.
+    # 1 h: each chart asks for all its datasets in one request, at one point per pixel of its width.
     with page.expect_response(
         lambda r: "/api/metrics/series" in r.url and "host.cpu_percent" in r.url
     ) as info:
@@ -94,7 +94,10 @@ def test_the_node_page_charts_live_samples_and_reads_history(stack, page):
     page.wait_for_function("document.getElementById('node-charts').dataset.loading === 'false'")
     status = page.text_content("#range-status")
     if response.status == 200:
-        assert response.json()["points"], "the stack has been sampling: the last hour is not empty"
+        assert "/api/metrics/series/many" in response.url
+        assert response.json()["series"][0]["points"], (
+            "the stack has been sampling: the last hour is not empty"
+        )
         page.wait_for_function(
             "document.querySelector('canvas[data-chart=\"host-cpu\"]').dataset.source === 'history'"
         )
