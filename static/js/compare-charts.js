@@ -7,32 +7,8 @@
   if (!dataEl || !window.Chart) return;
   const data = JSON.parse(dataEl.textContent);
   const jobs = data.jobs;
-
-  function fmt(value, digits) {
-    if (value === null || value === undefined) return "N/A";
-    return Number(value).toLocaleString(undefined, { maximumFractionDigits: digits });
-  }
-
-  function options(yTitle) {
-    return {
-      animation: false,
-      responsive: true,
-      maintainAspectRatio: false,
-      interaction: { mode: "nearest", axis: "x", intersect: false },
-      plugins: { legend: { labels: { boxWidth: 12, boxHeight: 2 } } },
-      scales: { y: { beginAtZero: true, title: { display: true, text: yTitle } } },
-    };
-  }
-
-  function batchAxis(batches) {
-    const log = batches.length >= 3 && batches[batches.length - 1] / batches[0] >= 16;
-    return {
-      type: log ? "logarithmic" : "linear",
-      title: { display: true, text: "batch size" + (log ? " (log scale)" : "") },
-      afterBuildTicks: (axis) => { axis.ticks = batches.map((b) => ({ value: b })); },
-      ticks: { callback: (value) => String(value) },
-    };
-  }
+  const { fmt, batchAxis } = window.perfmonBatchCharts;
+  const options = window.perfmonBatchCharts.baseOptions;
 
   function points(job, key) {
     return job.points.filter((p) => p[key] !== null).map((p) => ({ x: p.batch_size, y: p[key] }));

@@ -6,15 +6,11 @@
   "use strict";
   const COLORS = { p50: "#2563eb", p90: "#7c3aed", p95: "#d97706", p99: "#dc2626", throughput: "#16a34a" };
   const PERCENTILES = ["p50", "p95", "p99"];
+  const { fmt, baseOptions, batchAxis } = window.perfmonBatchCharts;
 
   function figure(value) {
     const n = parseFloat(value);
     return Number.isFinite(n) ? n : null;
-  }
-
-  function fmt(value, digits) {
-    if (value === null || value === undefined) return "N/A";
-    return Number(value).toLocaleString(undefined, { maximumFractionDigits: digits });
   }
 
   function readRuns(container) {
@@ -36,37 +32,9 @@
     })).filter((p) => p.rps !== null && p.p99 !== null).sort((a, b) => a.clients - b.clients);
   }
 
-  // Batch sizes like 1, 8, 32, 128, 256 crowd the left edge of a linear axis; a log axis spaces them.
-  function wantsLogX(batches) {
-    if (batches.length < 3) return false;
-    return batches[batches.length - 1] / batches[0] >= 16;
-  }
-
   function fresh(canvas) {
     const old = window.Chart.getChart(canvas);
     if (old) old.destroy();
-  }
-
-  function baseOptions(yTitle) {
-    return {
-      animation: false,
-      responsive: true,
-      maintainAspectRatio: false,
-      interaction: { mode: "nearest", axis: "x", intersect: false },
-      plugins: { legend: { labels: { boxWidth: 12, boxHeight: 2 } } },
-      scales: { y: { beginAtZero: true, title: { display: true, text: yTitle } } },
-    };
-  }
-
-  function batchAxis(batches) {
-    const log = wantsLogX(batches);
-    return {
-      type: log ? "logarithmic" : "linear",
-      title: { display: true, text: "batch size" + (log ? " (log scale)" : "") },
-      // Ticks only at the measured batch sizes: "16" between 8 and 32 was never run.
-      afterBuildTicks: (axis) => { axis.ticks = batches.map((b) => ({ value: b })); },
-      ticks: { callback: (value) => String(value) },
-    };
   }
 
   function latencyLines(canvas, runs) {
