@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import time
 
+from django.test import override_settings
+
+from dashboard.history.retention import enforce_retention
 from dashboard.history.writer import HistoryWriter
 from tests.dashboard.base import BaseTestCase
 
@@ -75,3 +78,37 @@ class YoungHistoryTestCase(BaseTestCase):
         body = self.series(300)
         self.assertEqual(body["first_ts"], self.first_ts)
         self.assertEqual(body["resolution_s"], 1)
+
+
+class FirstSampleAfterRetentionTestCase(BaseTestCase):
+    """Once retention has dropped the raw samples, the first sample is known to its bucket."""
+
+    def setUp(self):
+        self.now = time.time()
+        self.oldest = self.now - 50 * 3600  # past the 48 h raw retention, inside the 1-minute one
+        writer = HistoryWriter(max_buffered_s=1e9)
+        for ts in (self.oldest, self.now - 3600):
+            writer.add("gpu-node-1", ts, [("host.cpu_percent", None, 5.0)])
+        assert writer.flush()
+        enforce_retention(now_s=self.now)
+
+    def first_ts(self) -> float:
+        response = self.client.get(
+            "/api/metrics/series",
+            {
+                "node": "gpu-node-1",
+                "metric": "host.cpu_percent",
+                "start": self.now - 30 * DAY_S,
+                "end": self.now,
+            },
+            **self.bearer(),
+        )
+        return response.json()["first_ts"]
+
+    def test_it_is_the_start_of_its_minute_once_the_raw_sample_is_gone(self):
+        self.assertEqual(self.first_ts(), float(int(self.oldest) // 60 * 60))
+
+    @override_settings(HISTORY_RETENTION_1M_D=1)
+    def test_it_is_the_start_of_its_hour_once_the_minute_bucket_is_gone(self):
+        enforce_retention(now_s=self.now)
+        self.assertEqual(self.first_ts(), float(int(self.oldest) // 3600 * 3600))
