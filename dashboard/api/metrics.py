@@ -17,9 +17,11 @@ class SeriesOut(Schema):
     gpu: int | None
     unit: str
     resolution_s: int
+    tier: str  # "raw", "1m" or "1h": the tier resolution_s names
     bucket_s: int
     start: float
     end: float
+    first_ts: float | None  # the series' earliest sample; after start on a young install
     points: list[list[float]]
 
 
@@ -63,7 +65,8 @@ def get_series(
     """One metric of one node (``gpu``: the GPU index; leave it out for host metrics) from ``start``
     to ``end`` (epoch seconds or ISO-8601; default the last hour), as at most ``points`` (1..5000,
     default 500) ``[epoch_s, avg, min, max]`` rows from the coarsest resolution (raw, 1 min, 1 h)
-    that still gives that many."""
+    that still gives that many over the part of the range that holds data. ``first_ts`` is the
+    series' earliest sample: where it is after ``start``, history begins inside the range."""
     try:
         if not node or not metric:
             raise query.BadQuery(

@@ -1,8 +1,9 @@
 """Reading history: one series over a time range at a bounded number of points, and the catalog.
 
 ``series`` picks the coarsest resolution (1 h, 1 min, raw) that still gives the requested number
-of points over the range, falling back to a coarser one where a finer tier no longer holds the
-range's start, and averages equal buckets down to at most that many points."""
+of points over the part of the range that holds data (a 30-day range over a 15-minute-old history
+is read from the raw samples, not as one hourly point), falling back to a coarser one where a finer
+tier no longer holds that part's start, and averages equal buckets down to at most that many points."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ import numpy as np
 
 from dashboard.history.codec import decode_buckets, decode_samples
 from dashboard.history.rollup import reduce_by_key
-from dashboard.history.tiers import HOUR, MINUTE, RAW_BLOCK_S, RAW_RESOLUTION_S, ROLLUP_TIERS, retention_s
+from dashboard.history.tiers import (
+    HOUR,
+    MINUTE,
+    RAW_BLOCK_S,
+    RAW_RESOLUTION_S,
+    ROLLUP_TIERS,
+    RollupTier,
+    retention_s,
+)
 from dashboard.models import MetricSeries, Node, RawBlock, RollupBlock
 from dashboard.models.history import HOST_DEVICE
 
@@ -24,6 +33,7 @@ MAX_POINTS = 5000
 DEFAULT_RANGE_S = 3600.0
 MAX_RANGE_S = 400 * 86400.0
 RESOLUTIONS_S = (RAW_RESOLUTION_S, MINUTE.resolution_s, HOUR.resolution_s)  # fine to coarse
+TIER_NAMES = {RAW_RESOLUTION_S: "raw", MINUTE.resolution_s: "1m", HOUR.resolution_s: "1h"}
 
 
 class HistoryQueryError(ValueError):
@@ -93,12 +103,16 @@ def series(
     points: int = DEFAULT_POINTS,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """``{"node", "metric", "gpu", "unit", "resolution_s", "bucket_s", "start", "end", "points"}``
-    where points are ``[epoch_s, avg, min, max]``, oldest first, at most ``points`` of them.
+    """``{"node", "metric", "gpu", "unit", "resolution_s", "tier", "bucket_s", "start", "end",
+    "first_ts", "points"}`` where points are ``[epoch_s, avg, min, max]``, oldest first, at most
+    ``points`` of them.
 
     ``epoch_s`` is a bucket's start (a sample's time when raw samples are returned one by one);
-    buckets without samples are left out. ``resolution_s`` is the tier read (1 = raw, 60, 3600),
-    ``bucket_s`` the width of the returned buckets (0 when raw samples are returned as they are).
+    buckets without samples are left out. ``resolution_s`` is the tier read (1 = raw, 60, 3600;
+    ``tier`` names it: "raw", "1m", "1h"), ``bucket_s`` the width of the returned buckets (0 when
+    raw samples are returned as they are). ``start``/``end`` are the range asked for; ``first_ts``
+    is the series' earliest sample in epoch seconds (see ``first_sample_s``), None when it has none,
+    so a page can say that history starts inside the range.
     Raises BadQuery (400) or NotFound (404) with the reason."""
     now = time.time() if now is None else now
     if gpu is not None and gpu < 0:
@@ -112,8 +126,11 @@ def series(
     if end - start > MAX_RANGE_S:
         raise BadQuery(f"the range spans {(end - start) / 86400:.0f} days; at most 400 are served")
     row = _find_series(node, metric, gpu)
-    resolution = _pick_resolution(end - start, points, start, now)
-    origin = math.floor(start / resolution) * resolution
+    first_ts = first_sample_s(row.pk)
+    # The tier follows the span that holds data: before the first sample there is nothing to read.
+    data_start = first_ts if first_ts is not None and start < first_ts < end else start
+    resolution = _pick_resolution(end - data_start, points, data_start, now)
+    origin = math.floor(data_start / resolution) * resolution
     bucket_s = resolution * max(1, math.ceil((end - origin) / (resolution * points)))
     if resolution == RAW_RESOLUTION_S:
         ts_s, count, total, low, high = _raw(row.pk, start, end)
@@ -132,9 +149,11 @@ def series(
         "gpu": gpu,
         "unit": unit_of(metric),
         "resolution_s": resolution,
+        "tier": TIER_NAMES[resolution],
         "bucket_s": bucket_s,
         "start": start,
         "end": end,
+        "first_ts": first_ts,
         "points": table.tolist(),
     }
 
@@ -153,6 +172,42 @@ def _find_series(node: str, metric: str, gpu: int | None) -> MetricSeries:
     where = ", ".join("the host" if r.gpu is None else f"GPU {r.gpu}" for r in found)
     asked = "the host (no gpu given)" if gpu is None else f"GPU {gpu}"
     raise NotFound(f"node {node!r} has no {metric!r} for {asked}; it has it for {where}")
+
+
+def first_sample_s(series_id: int) -> float | None:
+    """The series' earliest sample in epoch seconds: exact where the raw samples still hold it,
+    else the start of its 1-minute bucket, else of its 1-hour bucket (the longest-kept tier,
+    merged into on every flush, so it bounds the answer). None for a series without data."""
+    hour = _first_bucket_s(series_id, HOUR)
+    raw = (
+        RawBlock.objects.filter(series_id=series_id)
+        .order_by("block_start_s", "first_ts_ms")
+        .values_list("first_ts_ms", flat=True)
+        .first()
+    )
+    if hour is None:  # rollups not written (yet): the raw samples are all there is
+        return None if raw is None else raw / 1000.0
+    # A finer tier's earliest point counts only where it lies in the first hour bucket: retention
+    # has dropped everything the finer tier held before that.
+    if raw is not None and raw / 1000.0 < hour + HOUR.resolution_s:
+        return raw / 1000.0
+    minute = _first_bucket_s(series_id, MINUTE)
+    if minute is not None and minute < hour + HOUR.resolution_s:
+        return float(minute)
+    return float(hour)
+
+
+def _first_bucket_s(series_id: int, tier: RollupTier) -> int | None:
+    blocks = (
+        RollupBlock.objects.filter(series_id=series_id, resolution_s=tier.resolution_s)
+        .order_by("block_start_s")
+        .values_list("block_start_s", "data")
+    )
+    for block_start, blob in blocks.iterator(chunk_size=4):
+        filled = np.flatnonzero(decode_buckets(blob).count > 0)
+        if len(filled):
+            return int(block_start + int(filled[0]) * tier.resolution_s)
+    return None
 
 
 def _pick_resolution(span_s: float, points: int, start: float, now: float) -> int:

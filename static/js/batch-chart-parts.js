@@ -36,5 +36,35 @@
     };
   }
 
-  window.perfmonBatchCharts = { fmt, baseOptions, wantsLogX, batchAxis };
+  // A "log scale" checkbox in the chart's caption: with p99 ten times p50, a linear axis flattens
+  // p50 into the floor. The choice lives on the figure so a redraw of the chart keeps it.
+  function logScaleToggle(chart) {
+    const figure = chart.canvas.closest("figure");
+    const caption = figure && figure.querySelector("figcaption");
+    if (!caption) return;
+    let input = caption.querySelector("input[data-role=log-y]");
+    if (!input) {
+      const label = document.createElement("label");
+      label.className = "log-toggle";
+      input = document.createElement("input");
+      input.type = "checkbox";
+      input.dataset.role = "log-y";
+      label.append(input, " log scale");
+      caption.append(" ", label);
+    }
+    const title = chart.options.scales.y.title.text.replace(/ \(log scale\)$/, "");
+    function apply() {
+      const log = input.checked;
+      figure.dataset.logY = String(log);
+      chart.options.scales.y.type = log ? "logarithmic" : "linear";
+      chart.options.scales.y.beginAtZero = !log; // log(0) is not on the axis
+      chart.options.scales.y.title.text = title + (log ? " (log scale)" : "");
+      chart.update("none");
+    }
+    input.onchange = apply; // a redrawn chart replaces the handler of the one it replaced
+    input.checked = figure.dataset.logY === "true";
+    if (input.checked) apply();
+  }
+
+  window.perfmonBatchCharts = { fmt, baseOptions, wantsLogX, batchAxis, logScaleToggle };
 })();

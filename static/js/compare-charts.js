@@ -53,7 +53,8 @@
   const latencyCanvas = document.getElementById("compare-latency-chart");
   const throughputCanvas = document.getElementById("compare-throughput-chart");
   if (data.batch_sizes.length === 1) {
-    bars(latencyCanvas, "latency (ms)", "ms", 3, [{ field: "p50_ms", label: "p50" }, { field: "p99_ms", label: "p99" }]);
+    window.perfmonBatchCharts.logScaleToggle(bars(latencyCanvas, "latency (ms)", "ms", 3,
+      [{ field: "p50_ms", label: "p50" }, { field: "p99_ms", label: "p99" }]));
     bars(throughputCanvas, "samples / s", "samples/s", 1, [{ field: "throughput_per_s", label: "throughput" }]);
     return;
   }
@@ -65,7 +66,7 @@
     latencySeries.push({ label: job.label + " p99", data: points(job, "p99_ms"), borderColor: color,
       backgroundColor: color, borderDash: [5, 4], pointRadius: 2, borderWidth: 1.5, tension: 0 });
   });
-  lines(latencyCanvas, "latency (ms)", "ms", 3, latencySeries);
+  window.perfmonBatchCharts.logScaleToggle(lines(latencyCanvas, "latency (ms)", "ms", 3, latencySeries));
   lines(throughputCanvas, "samples / s", "samples/s", 1, jobs.map((job, i) => ({
     label: job.label, data: points(job, "throughput_per_s"), borderColor: COLORS[i % COLORS.length],
     backgroundColor: COLORS[i % COLORS.length], pointRadius: 3, borderWidth: 2, tension: 0,

@@ -6,7 +6,7 @@
   "use strict";
   const COLORS = { p50: "#2563eb", p90: "#7c3aed", p95: "#d97706", p99: "#dc2626", throughput: "#16a34a" };
   const PERCENTILES = ["p50", "p95", "p99"];
-  const { fmt, baseOptions, batchAxis } = window.perfmonBatchCharts;
+  const { fmt, baseOptions, batchAxis, logScaleToggle } = window.perfmonBatchCharts;
 
   function figure(value) {
     const n = parseFloat(value);
@@ -130,6 +130,7 @@
       } else {
         charts.push(latencyLines(latency, runs), throughputLine(throughput, runs));
       }
+      if (runs.length) logScaleToggle(charts[0]);
     }
     const concurrency = root.querySelector("#concurrency-chart");
     if (concurrency) {

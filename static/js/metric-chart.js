@@ -46,6 +46,20 @@
     return out;
   }
 
+  // A value with no drawn neighbour (a lone sample, a bucket between gaps) has no line to sit on:
+  // give it a dot, or the chart looks empty although the API sent it.
+  function isolated(data, i) {
+    const point = data[i];
+    if (!point || point.y === null || point.y === undefined) return false;
+    const before = data[i - 1];
+    const after = data[i + 1];
+    return (!before || before.y === null) && (!after || after.y === null);
+  }
+
+  function pointRadius(ctx) {
+    return ctx.type === "data" && isolated(ctx.dataset.data, ctx.dataIndex) ? 2.5 : 0;
+  }
+
   function timeLabel(epochS, spanS) {
     const date = new Date(epochS * 1000);
     if (spanS > 2 * 86400) return date.toLocaleDateString([], { month: "short", day: "numeric" }) + " " +
@@ -82,7 +96,7 @@
         spanGaps: false, // a missing value is a gap, never a line through zero
         responsive: true,
         maintainAspectRatio: false,
-        elements: { point: { radius: 0, hitRadius: 4 }, line: { borderWidth: 1.5, tension: 0 } },
+        elements: { point: { radius: pointRadius, hitRadius: 4 }, line: { borderWidth: 1.5, tension: 0 } },
         interaction: { mode: "nearest", axis: "x", intersect: false },
         scales: {
           x: {
@@ -189,5 +203,5 @@
     };
   }
 
-  window.perfmonMetricChart = { create, liveValue, withGaps, MAX_HISTORY_POINTS };
+  window.perfmonMetricChart = { create, liveValue, withGaps, isolated, MAX_HISTORY_POINTS };
 })();

@@ -57,6 +57,8 @@
       const failed = flat.filter((answer) => answer.error);
       // bucket_s: the spacing of the points sent; resolution_s: the stored tier they came from.
       const spacings = flat.filter((a) => a.body).map((a) => a.body.bucket_s || a.body.resolution_s).filter((r) => r);
+      // first_ts: each series' earliest sample; the earliest of them is where this node's history starts.
+      const firsts = flat.filter((a) => a.body && typeof a.body.first_ts === "number").map((a) => a.body.first_ts);
       return {
         pointsPerChart: answers.map((list) => list.map((answer) =>
           (answer.body ? window.perfmonMetricChart.withGaps(answer.body.points, answer.body.bucket_s) : []))),
@@ -66,6 +68,7 @@
         missing: failed.length,
         total: flat.length,
         spacingS: spacings.length ? Math.max.apply(null, spacings) : null,
+        firstS: firsts.length ? Math.min.apply(null, firsts) : null,
       };
     }
 
@@ -75,9 +78,18 @@
       return seconds + " s";
     }
 
-    function describe(result, label) {
+    // "14:05", with the date when it is not today: where the recorded history begins.
+    function clock(epochS) {
+      const date = new Date(epochS * 1000);
+      const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      if (date.toDateString() === new Date().toDateString()) return time;
+      return date.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
+    }
+
+    function describe(result, label, startsInside) {
       if (result.error) { setStatus(label + ": history unavailable: " + result.error, true); return; }
       let text = label + (result.spacingS ? " · one point per " + spacing(result.spacingS) : "");
+      if (startsInside) text += " · history starts at " + clock(result.firstS);
       if (result.missing) text += " · " + result.missing + " of " + result.total + " series have no history";
       setStatus(text, false);
     }
@@ -88,8 +100,16 @@
       setStatus(label + ": loading…", false);
       const result = await fetchAll(startS, endS);
       if (!result) return;
+      // A range reaching back past the first sample (a young install asked for 30 days) would
+      // squeeze all the data into the last pixels: draw from where history starts instead.
+      const startsInside = result.firstS !== null && result.firstS > startS && result.firstS < endS;
+      root.dataset.historyStart = startsInside ? String(result.firstS) : "";
+      if (startsInside) {
+        const padS = Math.max(1, (endS - result.firstS) * 0.02);
+        charts.forEach((c) => c.setWindow(Math.max(startS, result.firstS - padS), endS));
+      }
       charts.forEach((c, i) => c.setPoints(result.pointsPerChart[i], "history"));
-      describe(result, label);
+      describe(result, label, startsInside);
     }
 
     async function showLive() {
@@ -98,6 +118,7 @@
       const nowS = latestTs || Date.now() / 1000;
       charts.forEach((c) => { c.clear(); c.setWindow(nowS - LIVE_WINDOW_S, nowS); });
       setStatus(PRESET_NAMES.live, false);
+      root.dataset.historyStart = "";
       const result = await fetchAll(nowS - LIVE_WINDOW_S, nowS);
       if (!result || !live) return;
       charts.forEach((c, i) => c.seed(result.pointsPerChart[i]));

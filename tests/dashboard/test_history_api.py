@@ -89,8 +89,11 @@ class SeriesApiTestCase(BaseTestCase):
         self.assertEqual((body["gpu"], body["resolution_s"]), (None, 1))  # the last hour: raw
         self.assertTrue(all(p[1:] == [12.5, 12.5, 12.5] for p in body["points"]))
         self.assertEqual(body["end"] - body["start"], 3600.0)
-        self.assertEqual(body["bucket_s"], 8)  # 600 samples in the hour: more than 500, so averaged
-        self.assertIn(len(body["points"]), (75, 76))
+        # 600 samples over the last 10 minutes of the hour: more than 500, so averaged, with the
+        # buckets sized to those 10 minutes (the series' start), not to the empty hour before.
+        self.assertEqual(body["bucket_s"], 2)
+        self.assertIn(len(body["points"]), (300, 301))
+        self.assertEqual(body["first_ts"], float(int(self.now - 600)))
 
     def assert_error(self, status, fragment, **params):
         response = self.get(**{"node": "gpu-node-1", "metric": "gpu.temperature_c", "gpu": "0", **params})

@@ -53,6 +53,14 @@ def test_a_user_logs_in_watches_the_live_chart_and_runs_a_benchmark(stack, brows
     )
     assert points == 2
     page.screenshot(path=str(ARTIFACTS / "job.png"), full_page=True)
+    # p99 can dwarf p50: the latency chart's log-scale checkbox switches its y axis.
+    y_type = "() => Chart.getChart(document.querySelector('#latency-chart')).scales.y.type"
+    assert page.evaluate(y_type) == "linear"
+    page.check("figure[data-chart=latency] input[data-role=log-y]")
+    assert page.evaluate(y_type) == "logarithmic"
+    page.screenshot(path=str(ARTIFACTS / "job-log-scale.png"), full_page=True)
+    page.uncheck("figure[data-chart=latency] input[data-role=log-y]")
+    assert page.evaluate(y_type) == "linear"
 
 
 def test_a_bad_form_submission_shows_the_reason(stack, browser):

@@ -109,6 +109,10 @@ def test_a_sweep_is_charted_and_two_jobs_are_compared(stack, browser):
     assert page.evaluate(CHART_POINTS, "#compare-latency-chart") == [3, 3, 3, 3], "p50 and p99 of 2 jobs"
     assert page.evaluate(CHART_POINTS, "#compare-throughput-chart") == [3, 3]
     page.screenshot(path=str(ARTIFACTS / "results-compare.png"), full_page=True)
+    # The overlaid p50 lines sit on the floor under p99: the log-scale checkbox lifts them.
+    page.check("figure[data-chart=latency] input[data-role=log-y]")
+    y_type = "() => Chart.getChart(document.querySelector('#compare-latency-chart')).scales.y.type"
+    assert page.evaluate(y_type) == "logarithmic"
 
     page.goto(f"{stack.url}/jobs/compare/?ids={first}")
     assert "pick at least 2 jobs" in page.text_content("#compare-error")
