@@ -1,0 +1,182 @@
+"""Optimization passes: each takes a model (a ``Candidate``) and returns a new one with a report.
+
+``PASSES`` is the one registry: name -> declaration (where it applies, its parameters with ranges,
+its run function). The engine validates pipelines with it and the API, the form and the docs list it.
+"""
+
+from __future__ import annotations
+
+from workers.passes import cache, distillation, onnx_runtime, pruning, quantization
+from workers.passes import compile as compile_pass
+from workers.passes.candidate import Candidate
+from workers.passes.context import LabeledData, PassContext, PassOutcome
+from workers.passes.declare import InvalidPassParams, ParamDecl, PassDecl
+from workers.passes.pipeline import Step, StepReport, plan, run_pipeline
+
+_PASSES = (
+    PassDecl(
+        name="prune_l1_unstructured",
+        title="L1 unstructured pruning",
+        summary="Zero the smallest weights of every Linear and Conv layer (the article's prune.l1_unstructured, made permanent).",
+        run=pruning.l1_unstructured,
+        params=(
+            ParamDecl("amount", "float", 0.3, "fraction of each layer's weights set to zero", 0.0, 0.95),
+        ),
+        caveat=pruning.NO_DENSE_SPEEDUP,
+    ),
+    PassDecl(
+        name="prune_structured",
+        title="Structured pruning",
+        summary="Remove whole neurons and channels (smallest L2 norm) and the inputs that read them, then fine-tune.",
+        run=pruning.structured,
+        params=(
+            ParamDecl(
+                "amount", "float", 0.5, "fraction of each layer's neurons or channels removed", 0.05, 0.9
+            ),
+            ParamDecl("finetune_epochs", "int", 5, "fine-tuning epochs after pruning (0: none)", 0, 100),
+            ParamDecl("lr", "float", 1e-3, "fine-tuning learning rate (Adam)", 1e-6, 1.0),
+        ),
+    ),
+    PassDecl(
+        name="distill",
+        title="Knowledge distillation",
+        summary="Train a narrower student from the model with the KD loss (KL on softened outputs x T², plus cross-entropy).",
+        run=distillation.distill,
+        needs_labeled_data=True,
+        params=(
+            ParamDecl(
+                "width", "float", 0.5, "student width as a fraction of the teacher's hidden layers", 0.1, 0.9
+            ),
+            ParamDecl("epochs", "int", 20, "most training epochs", 1, 200),
+            ParamDecl(
+                "patience", "int", 4, "stop after this many epochs without better validation accuracy", 1, 50
+            ),
+            ParamDecl("temperature", "float", 4.0, "softmax temperature T", 1.0, 20.0),
+            ParamDecl(
+                "alpha",
+                "float",
+                0.7,
+                "weight of the soft (teacher) loss; 1 - alpha goes to the labels",
+                0.0,
+                1.0,
+            ),
+            ParamDecl("lr", "float", 3e-3, "learning rate (Adam)", 1e-6, 1.0),
+        ),
+    ),
+    PassDecl(
+        name="quantize_dynamic",
+        title="Dynamic int8 (torch)",
+        summary="int8 weights for Linear and LSTM layers, activations quantized per call (fbgemm on x86).",
+        run=quantization.quantize_dynamic,
+        devices=("cpu",),
+        params=(
+            ParamDecl(
+                "engine", "choice", "fbgemm", "quantized kernel library", choices=("fbgemm", "x86", "qnnpack")
+            ),
+        ),
+    ),
+    PassDecl(
+        name="half_precision",
+        title="fp16 / bf16",
+        summary="Weights and activations in 16-bit floats; inputs and outputs stay float32.",
+        run=quantization.half_precision,
+        params=(ParamDecl("dtype", "choice", "bf16", "16-bit format", choices=("bf16", "fp16")),),
+    ),
+    PassDecl(
+        name="onnxruntime",
+        title="ONNX export + ONNX Runtime",
+        summary="Export to ONNX (dynamic batch axis), check outputs against torch, run with ONNX Runtime.",
+        run=onnx_runtime.onnxruntime,
+        params=(
+            ParamDecl(
+                "graph_optimization",
+                "choice",
+                "all",
+                "ORT graph optimization level",
+                choices=tuple(onnx_runtime.GRAPH_LEVELS),
+            ),
+        ),
+        extra={"produces": "onnx"},
+    ),
+    PassDecl(
+        name="ort_quantize_dynamic",
+        title="ONNX Runtime dynamic int8",
+        summary="ORT's dynamic int8 quantization of the exported graph.",
+        run=onnx_runtime.ort_quantize_dynamic,
+        accepts=("onnx",),
+        params=(ParamDecl("per_channel", "bool", False, "one scale per output channel"),),
+    ),
+    PassDecl(
+        name="ort_quantize_static",
+        title="ONNX Runtime static int8 (QDQ)",
+        summary="ORT's static int8 in QDQ format, calibrated on the model's training data.",
+        run=onnx_runtime.ort_quantize_static,
+        accepts=("onnx",),
+        params=(
+            ParamDecl(
+                "calibration",
+                "choice",
+                "minmax",
+                "calibration method",
+                choices=("minmax", "entropy", "percentile"),
+            ),
+            ParamDecl("calibration_batches", "int", 16, "batches of 32 inputs used to calibrate", 1, 1000),
+            ParamDecl("per_channel", "bool", True, "one scale per output channel"),
+        ),
+    ),
+    PassDecl(
+        name="torch_compile",
+        title="torch.compile",
+        summary="Compile with inductor; reduce-overhead adds CUDA graphs on a GPU. Compile time is reported apart.",
+        run=compile_pass.torch_compile,
+        params=(
+            ParamDecl(
+                "mode",
+                "choice",
+                "default",
+                "inductor mode",
+                choices=("default", "reduce-overhead", "max-autotune"),
+            ),
+        ),
+    ),
+    PassDecl(
+        name="inference_cache",
+        title="Inference cache",
+        summary="A bounded LRU of outputs keyed by a hash of the input, measured on a replayed request trace.",
+        run=cache.inference_cache,
+        caveat="only repeated inputs get faster; the model itself is unchanged",
+        params=(
+            ParamDecl("capacity", "int", 1024, "most outputs held", 1, 1_000_000),
+            ParamDecl("requests", "int", 2000, "requests in the replayed trace", 10, 100_000),
+            ParamDecl(
+                "repeat_fraction", "float", 0.5, "chance that a request repeats a recent input", 0.0, 1.0
+            ),
+            ParamDecl(
+                "distinct_pool", "int", 200, "how many recent inputs a repeat is drawn from", 1, 100_000
+            ),
+        ),
+    ),
+)
+
+PASSES: dict[str, PassDecl] = {decl.name: decl for decl in _PASSES}
+
+
+def catalogue() -> list[dict]:
+    """Every pass's declaration, for GET /api/passes and the form."""
+    return [decl.to_json() for decl in _PASSES]
+
+
+__all__ = [
+    "PASSES",
+    "Candidate",
+    "InvalidPassParams",
+    "LabeledData",
+    "PassContext",
+    "PassDecl",
+    "PassOutcome",
+    "Step",
+    "StepReport",
+    "catalogue",
+    "plan",
+    "run_pipeline",
+]
