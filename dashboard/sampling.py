@@ -72,6 +72,7 @@ class SamplerDaemon:
         demo_gpus = settings.DEMO_GPUS if demo_gpus is None else demo_gpus
         if demo_gpus:
             simulate_gpus(demo_gpus)  # before the Sampler opens NVML
+            log.info("node %r samples %d simulated GPUs (--demo-gpus), not NVML", self.node_name, demo_gpus)
         self.sampler = Sampler(self.node_name)
         self.group = group_for_topic(f"node:{self.node_name}")
         # One event loop for the daemon's life: the channel layer keeps its Redis connections per loop.

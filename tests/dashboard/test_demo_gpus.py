@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -93,3 +94,23 @@ class SimulatedNodeTestCase(BaseTestCase):
         self.assertEqual(home.count('class="fleet-tile"'), 2)
         self.assertIn('<div class="fleet-node" data-node="gpu-node-1"', home)
         self.assertIn("CPU only", home)
+
+
+@pytest.mark.parametrize("command", ["up", "agent"])
+def test_the_demo_gpus_option_reaches_the_sampler_through_the_environment(command, monkeypatch):
+    from perfmon import cli
+
+    monkeypatch.setenv("PERFMON_DEMO_GPUS", "0")  # restored after the test
+    monkeypatch.setattr(cli, f"cmd_{command}", lambda args: 0)
+    assert cli.main([command, "--demo-gpus", "3"]) == 0
+    assert os.environ["PERFMON_DEMO_GPUS"] == "3"
+
+
+@pytest.mark.parametrize("count", ["17", "-1", "two"])
+def test_a_bad_demo_gpu_count_is_refused_by_the_cli(count, capsys):
+    from perfmon import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["up", "--demo-gpus", count])
+    assert exit_info.value.code == 2
+    assert "give 0 to 16 simulated GPUs" in capsys.readouterr().err
