@@ -52,7 +52,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def _subscribe(self, topic: object) -> None:
         group = group_for_topic(topic) if isinstance(topic, str) else None
         if group is None:
-            await self._error(f"unknown topic {topic!r}: use node:<name>, job:<id>, jobs or nodes")
+            await self._error(
+                f"unknown topic {topic!r}: use node:<name>, job:<id>, model:<id>, jobs or nodes"
+            )
             return
         if group not in self.groups_joined and len(self.groups_joined) >= MAX_SUBSCRIPTIONS:
             await self._error(f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection")

@@ -115,6 +115,8 @@ def validate_target(node: object, device: str) -> str:
         known = ", ".join(Node.objects.values_list("name", flat=True)) or "none yet"
         raise InvalidJob(f"unknown node {node!r}; known nodes: {known}")
     if device != "cpu":
+        if registered.info.get("simulated"):
+            raise InvalidJob(f"node {node}'s GPUs are simulated; run on its CPU or on a real GPU node")
         index = int(device.partition(":")[2])
         indices = [gpu.get("index") for gpu in registered.info.get("gpus", [])]
         if index not in indices:

@@ -5,6 +5,7 @@ Topics a browser can subscribe to over /ws/live:
   "job:<id>"     state and progress of one job
   "jobs"         every job's state changes (the jobs list)
   "nodes"        a small heartbeat of every node each tick (the node list, however many nodes)
+  "model:<id>"   a registered model's versions changing (validation verdicts, deletions)
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def group_for_topic(topic: str) -> str | None:
         return topic
     if kind == "job" and rest.isdigit():
         return f"job.{int(rest)}"
+    if kind == "model" and rest.isdigit():
+        return f"model.{int(rest)}"
     if kind == "node" and rest:
         safe = _GROUP_SAFE.sub("_", rest)[:60]
         if safe != rest:

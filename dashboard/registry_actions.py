@@ -24,7 +24,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from dashboard.models import ModelVersion, ModelVersionStatus, RegisteredModel
+from dashboard import live
+from dashboard.models import Job, JobStatus, ModelVersion, ModelVersionStatus, RegisteredModel
 from workers.registry import ModelStore, Rejected, StagedFile, check_upload
 from workers.zoo import InputSpec
 
@@ -214,17 +215,83 @@ def do_finish_validation(
     """Move a validating version to ready or rejected (first writer wins).
 
     A rejected version keeps its row, so its page shows why, but its file is deleted unless
-    another usable version has the same content."""
-    changed = ModelVersion.objects.filter(pk=version_id, status=ModelVersionStatus.VALIDATING).update(
-        status=status, status_reason=reason, validation=validation, validated_at=timezone.now()
-    )
-    version = ModelVersion.objects.get(pk=version_id)
-    if changed and status == ModelVersionStatus.REJECTED:
-        still_used = (
-            ModelVersion.objects.filter(sha256=version.sha256)
-            .exclude(status=ModelVersionStatus.REJECTED)
-            .exists()
+    another usable version has the same content. The model's page hears of it on "model:<id>"."""
+    # One transaction: whoever sees "rejected" no longer finds the file.
+    with transaction.atomic():
+        changed = ModelVersion.objects.filter(pk=version_id, status=ModelVersionStatus.VALIDATING).update(
+            status=status, status_reason=reason, validation=validation, validated_at=timezone.now()
         )
-        if not still_used:
-            model_store().remove(version.sha256)
+        version = ModelVersion.objects.select_related("model").get(pk=version_id)
+        if changed and status == ModelVersionStatus.REJECTED:
+            _remove_file_unless_used(version.sha256)
+    if changed:
+        _push_model(version.model_id, "validated", version.to_json())
     return version
+
+
+class ModelInUse(Exception):
+    """A delete refused because a job or the validation still needs the file; the message says which."""
+
+
+def jobs_using(version: ModelVersion):
+    """Jobs that ran (or will run) this version: submissions name it "name@version"."""
+    return Job.objects.filter(model_name=f"{version.model.name}@{version.version}")
+
+
+def do_delete_model_version(user, version: ModelVersion) -> None:
+    """Delete one version and, unless another usable version shares it, its stored file.
+
+    Refused (ModelInUse) while it is being validated or a queued or running job uses it: the
+    worker would find its file gone. Finished jobs keep their results and their "name@version".
+    user is who asks; everyone logged in may delete until operator rights exist."""
+    _refuse_if_in_use(version)
+    model_id, number, sha256 = version.model_id, version.version, version.sha256
+    with transaction.atomic():
+        version.delete()
+        transaction.on_commit(lambda: _remove_file_unless_used(sha256))
+    log.info("model version %s v%s deleted by %s", model_id, number, getattr(user, "username", user))
+    _push_model(model_id, "deleted", {"version": number})
+
+
+def do_delete_model(user, model: RegisteredModel) -> None:
+    """Delete a model with all its versions; refused (ModelInUse) if any version is still in use."""
+    versions = list(model.versions.select_related("model"))
+    for version in versions:
+        _refuse_if_in_use(version)
+    model_id, hashes = model.pk, {version.sha256 for version in versions}
+    with transaction.atomic():
+        model.delete()
+        transaction.on_commit(lambda: [_remove_file_unless_used(sha256) for sha256 in hashes])
+    log.info("model %s (%s) deleted by %s", model_id, model.name, getattr(user, "username", user))
+    _push_model(model_id, "deleted", {"version": None})
+
+
+def _refuse_if_in_use(version: ModelVersion) -> None:
+    if version.status == ModelVersionStatus.VALIDATING:
+        raise ModelInUse(f"{version.label} is still being validated; delete it once it is ready or rejected")
+    active = list(
+        jobs_using(version)
+        .filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING))
+        .values_list("pk", "status")
+    )
+    if active:
+        jobs = ", ".join(f"#{pk} ({status})" for pk, status in active)
+        raise ModelInUse(
+            f"{version.label} is in use by job {jobs}; cancel the job or wait for it to finish, then delete"
+        )
+
+
+def _remove_file_unless_used(sha256: str) -> None:
+    still_used = (
+        ModelVersion.objects.filter(sha256=sha256).exclude(status=ModelVersionStatus.REJECTED).exists()
+    )
+    if not still_used:
+        model_store().remove(sha256)
+
+
+def _push_model(model_id: int, event: str, data: dict) -> None:
+    """Tell the model's open pages; a Redis outage must not undo a verdict or a deletion."""
+    try:
+        live.push(f"model:{model_id}", {"type": "model", "model_id": model_id, "event": event, **data})
+    except Exception as exc:
+        log.warning("could not push the change of model %s to its pages: %s", model_id, exc)

@@ -23,6 +23,7 @@ from dashboard.history.writer import HistoryWriter, short_lock_wait
 from dashboard.latest import store_latest
 from dashboard.live import group_for_topic, push_event
 from dashboard.models import Node
+from workers.sampler.fake_nvml import simulate_gpus
 from workers.sampler.loop import Sampler
 from workers.sampler.node_info import describe_node
 from workers.sampler.sample import NodeSample
@@ -40,10 +41,38 @@ RESUBSCRIBE_GRACE_S = 3.0
 PROBE_GROUP = "perfmon.probe"
 
 
+def fleet_tuples(gpus) -> list[list]:
+    """Each GPU of a sample as [index, util %, memory used bytes, memory total bytes, temperature °C,
+    power W], None where unread: the fleet overview's tiles from the "nodes" heartbeat. Positional
+    so that 10 nodes x 8 GPUs stay a few kB a tick; MIG devices are left to the node page."""
+    rows = []
+    for gpu in gpus:
+        if gpu.get("is_mig_device"):
+            continue
+        power_w = gpu.get("power_draw_w")
+        rows.append(
+            [
+                gpu.get("index"),
+                gpu.get("utilization_gpu_percent"),
+                gpu.get("memory_used_bytes"),
+                gpu.get("memory_total_bytes"),
+                gpu.get("temperature_c"),
+                None if power_w is None else round(power_w, 1),
+            ]
+        )
+    return rows
+
+
 class SamplerDaemon:
-    def __init__(self, node_name: str | None = None, interval_s: float | None = None) -> None:
+    def __init__(
+        self, node_name: str | None = None, interval_s: float | None = None, demo_gpus: int | None = None
+    ) -> None:
         self.node_name = node_name or settings.NODE_NAME
         self.interval_s = interval_s or settings.SAMPLE_INTERVAL_S
+        demo_gpus = settings.DEMO_GPUS if demo_gpus is None else demo_gpus
+        if demo_gpus:
+            simulate_gpus(demo_gpus)  # before the Sampler opens NVML
+            log.info("node %r samples %d simulated GPUs (--demo-gpus), not NVML", self.node_name, demo_gpus)
         self.sampler = Sampler(self.node_name)
         self.group = group_for_topic(f"node:{self.node_name}")
         # One event loop for the daemon's life: the channel layer keeps its Redis connections per loop.
@@ -116,6 +145,7 @@ class SamplerDaemon:
                 "node": self.node_name,
                 "ts": payload["ts"],
                 "interval_s": self.interval_s,
+                "gpus": fleet_tuples(payload.get("gpus") or ()),
             }
             self._send(heartbeat, group="nodes")
         except Exception as exc:  # Redis away: keep the sample for later, keep sampling

@@ -1,4 +1,5 @@
-"""The model registry's pages: /models/ (list and upload form) and /models/<id>/ (versions and lineage)."""
+"""The model registry's pages: /models/ (list and upload form) and /models/<id>/ (versions, lineage,
+the jobs that used each version, download, delete)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,25 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
-from dashboard.models import ModelFileFormat, RegisteredModel
-from dashboard.registry_actions import do_register_upload, parse_input_spec
+from dashboard.models import ModelFileFormat, ModelVersion, RegisteredModel
+from dashboard.registry_actions import (
+    ModelInUse,
+    do_delete_model,
+    do_delete_model_version,
+    do_register_upload,
+    jobs_using,
+    parse_input_spec,
+)
 from workers import zoo
 from workers.registry import Rejected
+
+INPUT_SPEC_EXAMPLE = """{
+  "shape": [null, 784],
+  "dtype": "float32",
+  "low": 0, "high": 1
+}"""
 
 
 class ModelUploadForm(forms.Form):
@@ -26,13 +41,9 @@ class ModelUploadForm(forms.Form):
     )
     input_spec = forms.CharField(
         required=False,
-        widget=forms.Textarea(
-            attrs={
-                "rows": 2,
-                "placeholder": '{"shape": [null, 784], "dtype": "float32", "low": 0, "high": 1}',
-            }
-        ),
-        help_text="JSON; required where the file does not record its input (TorchScript, int64 inputs)",
+        widget=forms.Textarea(attrs={"rows": 5, "cols": 60, "placeholder": INPUT_SPEC_EXAMPLE}),
+        help_text="JSON; required where the file does not record its input (TorchScript, int64 inputs). "
+        "shape starts with null, the batch; float32 values default to [0, 1) without low and high",
     )
     parent_version = forms.IntegerField(
         required=False, min_value=1, help_text="version id this one derives from"
@@ -69,8 +80,38 @@ def models_list(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/models.html", context, status=status)
 
 
+JOBS_PER_VERSION = 20
+
+
 @login_required
-def models_detail(request: HttpRequest, model_id: int) -> HttpResponse:
+def models_detail(request: HttpRequest, model_id: int, error: str = "", status: int = 200) -> HttpResponse:
     model = get_object_or_404(RegisteredModel, pk=model_id)
-    versions = model.versions.select_related("parent__model").order_by("-version")
-    return render(request, "dashboard/models_detail.html", {"model": model, "versions": versions})
+    versions = list(model.versions.select_related("model", "parent__model").order_by("-version"))
+    for version in versions:
+        version.recent_jobs = list(jobs_using(version)[:JOBS_PER_VERSION])
+    context = {"model": model, "versions": versions, "error": error}
+    return render(request, "dashboard/models_detail.html", context, status=status)
+
+
+@login_required
+@require_POST
+def models_delete_version(request: HttpRequest, model_id: int, number: int) -> HttpResponse:
+    version = get_object_or_404(
+        ModelVersion.objects.select_related("model"), model_id=model_id, version=number
+    )
+    try:
+        do_delete_model_version(request.user, version)
+    except ModelInUse as exc:
+        return models_detail(request, model_id, error=str(exc), status=409)
+    return redirect("dashboard:models-detail", model_id=model_id)
+
+
+@login_required
+@require_POST
+def models_delete(request: HttpRequest, model_id: int) -> HttpResponse:
+    model = get_object_or_404(RegisteredModel, pk=model_id)
+    try:
+        do_delete_model(request.user, model)
+    except ModelInUse as exc:
+        return models_detail(request, model_id, error=str(exc), status=409)
+    return redirect("dashboard:models")

@@ -39,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     agent.add_argument("--database", help="the central database (env DATABASE_URL)")
     agent.add_argument("--name", help="node name (env PERFMON_NODE_NAME, default: hostname)")
     agent.add_argument("--data-dir")
+    for command in (up, agent):
+        command.add_argument(
+            "--demo-gpus",
+            type=_demo_gpu_count,
+            metavar="N",
+            help="sample N simulated GPUs instead of NVML, labelled 'simulated' (env PERFMON_DEMO_GPUS)",
+        )
 
     token = commands.add_parser("token", help="print a new API token for a user")
     token.add_argument("username")
@@ -49,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     manage.add_argument("args", nargs=argparse.REMAINDER)
 
     args = parser.parse_args(argv)
+    if getattr(args, "demo_gpus", None) is not None:
+        os.environ["PERFMON_DEMO_GPUS"] = str(args.demo_gpus)  # the sampler child reads it from settings
     if getattr(args, "data_dir", None):
         os.environ["PERFMON_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
     handler = {
@@ -59,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         "manage": cmd_manage,
     }
     return handler[args.command](args)
+
+
+def _demo_gpu_count(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 16:
+        raise argparse.ArgumentTypeError(f"give 0 to 16 simulated GPUs, not {text!r}")
+    return int(text)
 
 
 def _setup_django() -> None:

@@ -161,6 +161,10 @@ if min(HISTORY_RETENTION_RAW_H, HISTORY_RETENTION_1M_D, HISTORY_RETENTION_1H_D) 
 # A sampler not heard from for this long counts as down in /healthz and the node list.
 SAMPLER_STALE_AFTER_S = env_int("PERFMON_SAMPLER_STALE_AFTER_S", 10)
 SAMPLE_INTERVAL_S = float(os.environ.get("PERFMON_SAMPLE_INTERVAL_S", "1.0"))
+# `perfmon up --demo-gpus N`: the sampler reads N simulated GPUs instead of NVML (pages say "simulated").
+DEMO_GPUS = env_int("PERFMON_DEMO_GPUS", 0)
+if not 0 <= DEMO_GPUS <= 16:
+    raise ConfigError("PERFMON_DEMO_GPUS must be between 0 and 16")
 PERFMON_MAX_UPLOAD_BYTES = env_int("PERFMON_MAX_UPLOAD_BYTES", 2 << 30)  # per model upload; more is a 400
 PERFMON_REGRESSION_THRESHOLD = float(os.environ.get("PERFMON_REGRESSION_THRESHOLD") or "0.10")  # +10% p50
 

@@ -1,4 +1,4 @@
-"""/api/models: upload model files to the registry and list them.
+"""/api/models: upload model files to the registry, list, download and delete them.
 
 POST /api/models is multipart/form-data: ``file`` and ``name``, optionally ``format`` (pt2,
 torchscript, onnx, safetensors; else detected), ``architecture`` (a zoo name, required for
@@ -6,18 +6,30 @@ safetensors), ``input_spec`` (JSON, required where the file does not record it),
 (a version id, for lineage) and ``description``. Django streams a large file to a temporary file
 (FILE_UPLOAD_MAX_MEMORY_SIZE only picks memory or disk; DATA_UPLOAD_MAX_MEMORY_SIZE does not count
 files), then the action copies it into the store while hashing it.
+
+GET /api/models/<id>/versions/<n>/download streams version n's file; DELETE /api/models/<id>/versions/<n>
+and DELETE /api/models/<id> answer 409 while a queued or running job (or the validation) still needs it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from django.http import FileResponse
 from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from dashboard.api.errors import Error
-from dashboard.models import RegisteredModel
-from dashboard.registry_actions import do_register_upload, parse_input_spec
+from dashboard.models import ModelVersion, RegisteredModel
+from dashboard.registry_actions import (
+    ModelInUse,
+    do_delete_model,
+    do_delete_model_version,
+    do_register_upload,
+    model_store,
+    parse_input_spec,
+)
 from workers.registry import Rejected
 
 router = Router(tags=["models"])
@@ -99,3 +111,59 @@ def get_model(request, model_id: int):
     if model is None:
         return Status(404, {"error": f"model {model_id} not found"})
     return model.to_json(with_versions=True)
+
+
+# What each stored format is on disk: .pt2 and TorchScript files are zip archives; ONNX
+# (protobuf) and safetensors have no registered media type, so they download as plain bytes.
+_DOWNLOAD_AS = {
+    "pt2": (".pt2", "application/zip"),
+    "torchscript": (".pt", "application/zip"),
+    "onnx": (".onnx", "application/octet-stream"),
+    "safetensors": (".safetensors", "application/octet-stream"),
+}
+_UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _version(model_id: int, number: int) -> ModelVersion | None:
+    return ModelVersion.objects.select_related("model").filter(model_id=model_id, version=number).first()
+
+
+@router.get("/{model_id}/versions/{number}/download", response={200: None, 401: Error, 404: Error})
+def download_version(request, model_id: int, number: int):
+    """The stored file of version number, streamed, as "<name>-v<number>.<ext>" (never the
+    uploader's own filename, which could carry a path or header-breaking characters)."""
+    version = _version(model_id, number)
+    if version is None:
+        return Status(404, {"error": f"model {model_id} has no version {number}"})
+    path = model_store().path_for(version.sha256)
+    if not path.is_file():  # a rejected version's file is deleted; its row stays to say why
+        return Status(404, {"error": f"the file of {version.label} is no longer stored ({version.status})"})
+    extension, content_type = _DOWNLOAD_AS[version.format]
+    filename = f"{_UNSAFE_IN_FILENAME.sub('_', version.model.name)}-v{version.version}{extension}"
+    return FileResponse(path.open("rb"), as_attachment=True, filename=filename, content_type=content_type)
+
+
+@router.delete("/{model_id}/versions/{number}", response={204: None, 401: Error, 404: Error, 409: Error})
+def delete_version(request, model_id: int, number: int):
+    """Delete one version and its file; 409 while it is validating or a queued/running job uses it."""
+    version = _version(model_id, number)
+    if version is None:
+        return Status(404, {"error": f"model {model_id} has no version {number}"})
+    try:
+        do_delete_model_version(request.user, version)
+    except ModelInUse as exc:
+        return Status(409, {"error": str(exc)})
+    return Status(204, None)
+
+
+@router.delete("/{model_id}", response={204: None, 401: Error, 404: Error, 409: Error})
+def delete_model(request, model_id: int):
+    """Delete a model with every version; 409 while any version is in use."""
+    model = RegisteredModel.objects.filter(pk=model_id).first()
+    if model is None:
+        return Status(404, {"error": f"model {model_id} not found"})
+    try:
+        do_delete_model(request.user, model)
+    except ModelInUse as exc:
+        return Status(409, {"error": str(exc)})
+    return Status(204, None)

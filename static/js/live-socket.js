@@ -21,6 +21,7 @@
   function topicOf(message) {
     if (message.type === "sample") return "node:" + message.node;
     if (message.type === "heartbeat") return "nodes";
+    if (message.type === "model") return "model:" + message.model_id;
     if (message.type === "job" || message.type === "progress") {
       return "job:" + (message.job ? message.job.id : message.job_id);
     }

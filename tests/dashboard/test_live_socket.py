@@ -90,6 +90,7 @@ async def test_the_sampler_daemon_feeds_the_browser_and_records_the_heartbeat(lo
         "node": "node/with odd name",
         "ts": heartbeat["ts"],
         "interval_s": 0.2,
+        "gpus": [],
     }
     assert second["ts"] > first["ts"]
     assert 0 <= first["host"]["cpu_percent"] <= 100

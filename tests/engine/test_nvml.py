@@ -1,4 +1,4 @@
-"""The real Nvml adapter against a fake pynvml module that behaves like nvidia-ml-py.
+"""The real Nvml adapter against the fake pynvml of workers.sampler.fake_nvml.
 
 The fake answers from one dict per GPU; a key missing from the dict makes the matching query
 raise NVML_ERROR_NOT_SUPPORTED, as a GPU without that sensor does.
@@ -6,25 +6,21 @@ raise NVML_ERROR_NOT_SUPPORTED, as a GPU without that sensor does.
 
 from __future__ import annotations
 
-from collections import Counter
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from workers.sampler import nvml as nvml_module
+from workers.sampler.fake_nvml import (
+    UINT_NA,
+    ULL_NA,
+    FakePynvml,
+    GiB,
+    a10_without_extras,
+    h100,
+)
 from workers.sampler.nvml import Nvml, NvmlUnavailable
 from workers.sampler.nvml_values import throttle_reasons
-
-GiB = 1024**3
-UINT_NA = 0xFFFFFFFF  # pynvml.NVML_VALUE_NOT_AVAILABLE_uint
-ULL_NA = 0xFFFFFFFFFFFFFFFF  # pynvml.NVML_VALUE_NOT_AVAILABLE_ulonglong
-
-
-class FakeNVMLError(Exception):
-    def __init__(self, value: int) -> None:
-        super().__init__(value)
-        self.value = value
 
 
 class FakeClock:
@@ -33,224 +29,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now_s
-
-
-class FakePynvml:
-    """The slice of pynvml that Nvml uses; error codes and enums copied from pynvml.
-
-    Physical handles are GPU indices; MIG handles are ("mig", parent index, position).
-    ``calls`` counts every device query by function name.
-    """
-
-    NVMLError = FakeNVMLError
-    NVML_ERROR_UNINITIALIZED = 1
-    NVML_ERROR_NOT_SUPPORTED = 3
-    NVML_ERROR_NO_PERMISSION = 4
-    NVML_ERROR_NOT_FOUND = 6
-    NVML_ERROR_DRIVER_NOT_LOADED = 9
-    NVML_ERROR_LIBRARY_NOT_FOUND = 12
-    NVML_ERROR_FUNCTION_NOT_FOUND = 13
-    NVML_ERROR_GPU_IS_LOST = 15
-    NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18
-    NVML_ERROR_UNKNOWN = 999
-    NVML_TEMPERATURE_GPU = 0
-    NVML_CLOCK_SM = 1
-    NVML_CLOCK_MEM = 2
-    NVML_FEATURE_DISABLED = 0
-    NVML_FEATURE_ENABLED = 1
-    NVML_PCIE_UTIL_TX_BYTES = 0
-    NVML_PCIE_UTIL_RX_BYTES = 1
-    NVML_VOLATILE_ECC = 0
-    NVML_MEMORY_ERROR_TYPE_CORRECTED = 0
-    NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 1
-    NVML_DEVICE_MIG_DISABLE = 0
-    NVML_DEVICE_MIG_ENABLE = 1
-
-    def __init__(self, gpus: list[dict[str, Any]], *, init_error: int | None = None) -> None:
-        self.gpus = gpus
-        self.init_error = init_error
-        # (function name, gpu index or None) -> error code raised instead of answering
-        self.failures: dict[tuple[str, int | None], int] = {}
-        self.shutdowns = 0
-        self.calls: Counter[str] = Counter()
-        # (handle, lastSeenTimeStamp) of every nvmlDeviceGetProcessUtilization call
-        self.process_util_calls: list[tuple[Any, int]] = []
-
-    def _gpu(self, h: Any) -> dict[str, Any]:
-        if isinstance(h, tuple):
-            return self.gpus[h[1]]["mig"][h[2]]
-        return self.gpus[h]
-
-    def _get(self, fn: str, h: Any, key: str) -> Any:
-        self.calls[fn] += 1
-        index = h if isinstance(h, int) else None
-        code = self.failures.get((fn, index), self.failures.get((fn, None)))
-        if code is not None:
-            raise FakeNVMLError(code)
-        gpu = self._gpu(h)
-        if key not in gpu:
-            raise FakeNVMLError(self.NVML_ERROR_NOT_SUPPORTED)
-        return gpu[key]
-
-    def nvmlInit(self) -> None:
-        if self.init_error is not None:
-            raise FakeNVMLError(self.init_error)
-
-    def nvmlShutdown(self) -> None:
-        self.shutdowns += 1
-
-    def nvmlDeviceGetCount(self) -> int:
-        return len(self.gpus)
-
-    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
-        self._get("nvmlDeviceGetHandleByIndex", i, "name")
-        return i
-
-    def nvmlSystemGetDriverVersion(self) -> bytes:
-        return b"550.54.15"
-
-    def nvmlSystemGetCudaDriverVersion(self) -> int:
-        return 12040
-
-    def nvmlDeviceGetName(self, h: Any) -> str | bytes:
-        return self._get("nvmlDeviceGetName", h, "name")
-
-    def nvmlDeviceGetUUID(self, h: Any) -> str | bytes:
-        return self._get("nvmlDeviceGetUUID", h, "uuid")
-
-    def nvmlDeviceGetPciInfo(self, h: Any) -> SimpleNamespace:
-        return SimpleNamespace(busId=self._get("nvmlDeviceGetPciInfo", h, "bus_id"))
-
-    def nvmlDeviceGetMemoryInfo(self, h: Any) -> SimpleNamespace:
-        total = self._get("nvmlDeviceGetMemoryInfo", h, "total")
-        used = self._gpu(h)["used"]
-        return SimpleNamespace(total=total, used=used, free=self._gpu(h).get("free", total - used))
-
-    def nvmlDeviceGetUtilizationRates(self, h: Any) -> SimpleNamespace:
-        util = self._get("nvmlDeviceGetUtilizationRates", h, "util")
-        return SimpleNamespace(gpu=util, memory=self._gpu(h)["mem_util"])
-
-    def nvmlDeviceGetTemperature(self, h: Any, sensor: int) -> int:
-        assert sensor == self.NVML_TEMPERATURE_GPU
-        return self._get("nvmlDeviceGetTemperature", h, "temp")
-
-    def nvmlDeviceGetPowerUsage(self, h: Any) -> int:
-        return self._get("nvmlDeviceGetPowerUsage", h, "power_mw")
-
-    def nvmlDeviceGetEnforcedPowerLimit(self, h: Any) -> int:
-        return self._get("nvmlDeviceGetEnforcedPowerLimit", h, "limit_mw")
-
-    def nvmlDeviceGetClockInfo(self, h: Any, clock: int) -> int:
-        return self._get("nvmlDeviceGetClockInfo", h, "sm_mhz" if clock == self.NVML_CLOCK_SM else "mem_mhz")
-
-    def nvmlDeviceGetFanSpeed(self, h: Any) -> int:
-        return self._get("nvmlDeviceGetFanSpeed", h, "fan")
-
-    def nvmlDeviceGetPcieThroughput(self, h: Any, counter: int) -> int:
-        key = "pcie_tx_kbps" if counter == self.NVML_PCIE_UTIL_TX_BYTES else "pcie_rx_kbps"
-        return self._get("nvmlDeviceGetPcieThroughput", h, key)
-
-    def nvmlDeviceGetCurrentClocksEventReasons(self, h: Any) -> int:
-        return self._get("nvmlDeviceGetCurrentClocksEventReasons", h, "throttle")
-
-    def nvmlDeviceGetCurrentClocksThrottleReasons(self, h: Any) -> int:
-        return self._get("nvmlDeviceGetCurrentClocksThrottleReasons", h, "throttle")
-
-    def nvmlDeviceGetPersistenceMode(self, h: Any) -> int:
-        return self._get("nvmlDeviceGetPersistenceMode", h, "persistence")
-
-    def nvmlDeviceGetEccMode(self, h: Any) -> list[int]:
-        return self._get("nvmlDeviceGetEccMode", h, "ecc_mode")
-
-    def nvmlDeviceGetTotalEccErrors(self, h: Any, error_type: int, counter_type: int) -> int:
-        assert counter_type == self.NVML_VOLATILE_ECC
-        return self._get("nvmlDeviceGetTotalEccErrors", h, "ecc")[error_type]
-
-    def nvmlDeviceGetMigMode(self, h: Any) -> list[int]:
-        return self._get("nvmlDeviceGetMigMode", h, "mig_mode")
-
-    def nvmlDeviceGetMaxMigDeviceCount(self, h: Any) -> int:
-        self._get("nvmlDeviceGetMaxMigDeviceCount", h, "mig")
-        return 7
-
-    def nvmlDeviceGetMigDeviceHandleByIndex(self, h: int, position: int) -> tuple[str, int, int]:
-        if position >= len(self._get("nvmlDeviceGetMigDeviceHandleByIndex", h, "mig")):
-            raise FakeNVMLError(self.NVML_ERROR_NOT_FOUND)
-        return ("mig", h, position)
-
-    def _procs(self, fn: str, h: Any, kind: str) -> list[SimpleNamespace]:
-        procs = self._get(fn, h, "procs")
-        return [
-            SimpleNamespace(
-                pid=p["pid"], usedGpuMemory=p["used"], gpuInstanceId=UINT_NA, computeInstanceId=UINT_NA
-            )
-            for p in procs
-            if p.get("kind", "compute") == kind
-        ]
-
-    def nvmlDeviceGetComputeRunningProcesses(self, h: Any) -> list[SimpleNamespace]:
-        return self._procs("nvmlDeviceGetComputeRunningProcesses", h, "compute")
-
-    def nvmlDeviceGetGraphicsRunningProcesses(self, h: Any) -> list[SimpleNamespace]:
-        return self._procs("nvmlDeviceGetGraphicsRunningProcesses", h, "graphics")
-
-    def nvmlDeviceGetProcessUtilization(self, h: Any, last_seen_us: int) -> list[SimpleNamespace]:
-        self.process_util_calls.append((h, last_seen_us))
-        samples = self._get("nvmlDeviceGetProcessUtilization", h, "proc_util")
-        newer = [
-            SimpleNamespace(pid=pid, timeStamp=ts, smUtil=sm, memUtil=0, encUtil=0, decUtil=0)
-            for pid, ts, sm in samples
-            if ts > last_seen_us
-        ]
-        if not newer:
-            raise FakeNVMLError(self.NVML_ERROR_NOT_FOUND)
-        return newer
-
-
-def h100(**overrides: Any) -> dict[str, Any]:
-    """A full-featured GPU: every query answers."""
-    gpu = {
-        "name": b"NVIDIA H100 80GB HBM3",
-        "uuid": "GPU-1234",
-        "bus_id": b"00000000:18:00.0",
-        "total": 80 * GiB,
-        "used": 10 * GiB,
-        "util": 55,
-        "mem_util": 20,
-        "temp": 61,
-        "power_mw": 250_123,
-        "limit_mw": 700_000,
-        "sm_mhz": 1980,
-        "mem_mhz": 2619,
-        "fan": 40,
-        "pcie_tx_kbps": 2_000,
-        "pcie_rx_kbps": 500_000,
-        "throttle": 0x4,
-        "persistence": 1,
-        "ecc_mode": [1, 1],
-        "ecc": [3, 0],
-        "mig_mode": [0, 0],
-        "procs": [],
-        "proc_util": [],
-    }
-    return gpu | overrides
-
-
-def a10_without_extras(**overrides: Any) -> dict[str, Any]:
-    """A GPU without fan, power, ECC or PCIe readings, persistence off and no process SM %."""
-    gpu = h100(name="NVIDIA A10", uuid=b"GPU-5678", bus_id="00000000:3B:00.0", persistence=0, **overrides)
-    for key in (
-        "fan",
-        "power_mw",
-        "limit_mw",
-        "ecc_mode",
-        "ecc",
-        "pcie_tx_kbps",
-        "pcie_rx_kbps",
-        "proc_util",
-    ):
-        gpu.pop(key, None)
-    return gpu
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import psutil
 import pytest
 
-from tests.engine.test_nvml import FakePynvml, a10_without_extras, h100
 from workers.sampler import nvml as nvml_module
+from workers.sampler.fake_nvml import FakePynvml, a10_without_extras, h100
 from workers.sampler.loop import Sampler
 from workers.sampler.nvml import NvmlUnavailable
 from workers.sampler.sample import GpuSample, NodeSample

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engine.test_nvml import FakePynvml, a10_without_extras, h100
 from workers.sampler import nvml as nvml_module
+from workers.sampler.fake_nvml import FakePynvml, a10_without_extras, h100
 from workers.sampler.host import HostProbe
 from workers.sampler.loop import Sampler
 from workers.sampler.sample import METRIC_UNITS, HostSample, NodeSample

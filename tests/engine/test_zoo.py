@@ -93,7 +93,8 @@ def test_input_spec_round_trips_through_json() -> None:
     "data, reason",
     [
         ([None, 784], "JSON object"),
-        ({"shape": [None, 784], "dtype": "float32", "low": 0}, "lacks high"),
+        ({"shape": [None, 16], "dtype": "int64", "low": 0}, "lacks high"),
+        ({"shape": [None, 16], "dtype": "int64"}, "lacks low, high"),
         (
             {"shape": [None, 784], "dtype": "float32", "low": 0, "high": 1, "mean": 0},
             "unknown input spec keys: mean",
@@ -106,6 +107,13 @@ def test_input_spec_round_trips_through_json() -> None:
 def test_bad_input_spec_json_names_the_problem(data: object, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         InputSpec.from_json(data)
+
+
+def test_a_float32_spec_without_a_range_defaults_to_zero_to_one() -> None:
+    spec = InputSpec.from_json({"shape": [None, 784], "dtype": "float32"})
+    assert (spec.low, spec.high) == (0.0, 1.0)
+    assert InputSpec.from_json({"shape": [None, 3], "dtype": "float32", "high": 255}).high == 255.0
+    assert InputSpec.from_json({"shape": [None, 3], "dtype": "float32", "low": -1, "high": 1}).low == -1.0
 
 
 def test_the_cnn_and_transformer_declare_their_inputs() -> None:

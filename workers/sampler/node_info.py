@@ -55,4 +55,6 @@ def describe_node(node_name: str, nvml: Nvml | None, gpu_status: str | None = No
         "cuda_driver_version": nvml.cuda_driver_version() if nvml is not None else None,
         "gpus": gpus,
         "gpu_status": gpu_status,
+        # Pages badge a simulated node and job submission refuses its GPUs (no CUDA behind them).
+        "simulated": bool(nvml is not None and nvml.simulated),
     }

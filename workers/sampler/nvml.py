@@ -182,6 +182,11 @@ class Nvml:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def simulated(self) -> bool:
+        """True when the bindings are fake_nvml's simulated GPUs (``perfmon up --demo-gpus``), not a driver."""
+        return bool(getattr(pynvml, "SIMULATED", False))
+
     def device_count(self) -> int:
         """Number of physical GPUs (``nvidia-smi --query-gpu=count``); MIG devices not counted."""
         return len(self._handles)

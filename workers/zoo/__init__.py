@@ -76,12 +76,16 @@ class InputSpec:
     def from_json(cls, data: Any) -> InputSpec:
         """The spec written by ``to_json``; raises ValueError naming what is wrong.
 
-        Example: {"shape": [null, 784], "dtype": "float32", "low": 0, "high": 1}."""
+        Example: {"shape": [null, 784], "dtype": "float32", "low": 0, "high": 1}; float32 values
+        default to [0, 1) when low and high are left out, int64 ranges must be given."""
         if not isinstance(data, dict):
             raise ValueError('an input spec is a JSON object: {"shape": [null, ...], "dtype", "low", "high"}')
         unknown = sorted(set(data) - {"shape", "dtype", "low", "high"})
         if unknown:
             raise ValueError(f"unknown input spec keys: {', '.join(unknown)}")
+        if data.get("dtype") == "float32":
+            # Inputs of a float model are most often normalised: [0, 1) unless the spec says otherwise.
+            data = {"low": 0.0, "high": 1.0} | data
         missing = [key for key in ("shape", "dtype", "low", "high") if key not in data]
         if missing:
             raise ValueError(f"input spec lacks {', '.join(missing)}")
