@@ -30,4 +30,3 @@ class ApiDocsTestCase(BaseTestCase):
         # A CSP without 'unsafe-inline' would block any script body written into the page.
         inline = [body for body in re.findall(r"<script[^>]*>(.*?)</script>", page, re.S) if body.strip()]
         self.assertEqual(inline, [])
-
