@@ -25,7 +25,7 @@ from dashboard.live import group_for_topic, push_event
 from dashboard.models import Node
 from workers.sampler.loop import Sampler
 from workers.sampler.node_info import describe_node
-from workers.sampler.sample import NodeSample
+from workers.sampler.sample import NodeSample, for_browsers
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class SamplerDaemon:
 
     def publish(self, sample: NodeSample) -> None:
         latest = sample.to_json()
-        payload = {"type": "sample", **latest}
+        payload = {"type": "sample", **for_browsers(latest)}
         store_latest(latest)
         self.push_live(payload)
         self._to_record.put(sample)
