@@ -40,6 +40,7 @@ vendor:
 	cp node_modules/chart.js/dist/chart.umd.min.js static/vendor/chart.umd.min.js
 	cp node_modules/chartjs-plugin-zoom/dist/chartjs-plugin-zoom.min.js static/vendor/
 	cp node_modules/hammerjs/hammer.min.js static/vendor/
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css static/vendor/
 
 clean:
 	rm -rf $(VENV) node_modules

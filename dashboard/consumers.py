@@ -14,13 +14,19 @@ from dashboard.live import group_for_topic
 # 4401 mirrors HTTP 401: the browser's close event tells the page to send the user to log in.
 CLOSE_UNAUTHENTICATED = 4401
 MAX_SUBSCRIPTIONS = 32
+# Pages send only short subscribe messages; anything longer is refused before it is parsed.
+MAX_MESSAGE_CHARS = 16 * 1024
+MAX_TOPIC_CHARS = 200
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            # Closing before accepting makes the server refuse the handshake with HTTP 403, and the
+            # browser then sees only code 1006. Accepting first lets the page read 4401.
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED, reason="authentication required: log in")
             return
         self.groups_joined: set[str] = set()
         await self.accept()
@@ -31,8 +37,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # A malformed message is answered with an error and otherwise ignored: the page keeps its feed.
+        text = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
+        if len(text) > MAX_MESSAGE_CHARS:
+            await self._error(f"message too long ({len(text)} characters; at most {MAX_MESSAGE_CHARS})")
+            return
         try:
-            message = json.loads(text_data or "")
+            message = json.loads(text)
+        except RecursionError:
+            await self._error("message nested too deeply: send a flat JSON object")
+            return
         except ValueError:
             await self._error("messages must be JSON objects")
             return
@@ -42,19 +55,29 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if "subscribe" in message:
             await self._subscribe(message["subscribe"])
         elif "unsubscribe" in message:
-            group = group_for_topic(str(message["unsubscribe"]))
+            group = self._group(message["unsubscribe"])
             if group in self.groups_joined:
                 self.groups_joined.discard(group)
                 await self.channel_layer.group_discard(group, self.channel_name)
         else:
             await self._error('expected {"subscribe": topic} or {"unsubscribe": topic}')
 
+    @staticmethod
+    def _group(topic: object) -> str | None:
+        """The group of a topic sent by a browser, or None for anything we do not serve."""
+        if not isinstance(topic, str) or len(topic) > MAX_TOPIC_CHARS:
+            return None
+        try:
+            topic.encode("utf-8")  # a lone surrogate ("\ud800") is valid JSON but not text
+        except UnicodeEncodeError:
+            return None
+        return group_for_topic(topic)
+
     async def _subscribe(self, topic: object) -> None:
-        group = group_for_topic(topic) if isinstance(topic, str) else None
+        group = self._group(topic)
         if group is None:
-            await self._error(
-                f"unknown topic {topic!r}: use node:<name>, job:<id>, model:<id>, jobs or nodes"
-            )
+            shown = repr(topic) if len(repr(topic)) <= 80 else repr(topic)[:77] + "..."
+            await self._error(f"unknown topic {shown}: use node:<name>, job:<id>, model:<id>, jobs or nodes")
             return
         if group not in self.groups_joined and len(self.groups_joined) >= MAX_SUBSCRIPTIONS:
             await self._error(f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection")

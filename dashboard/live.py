@@ -28,14 +28,16 @@ def group_for_topic(topic: str) -> str | None:
     kind, _, rest = topic.partition(":")
     if topic in ("jobs", "nodes"):
         return topic
-    if kind == "job" and rest.isdigit():
+    # isdigit() takes "²", which int() refuses, and int() refuses ids past 4300 digits: both
+    # raised inside the consumer and dropped the socket. Job ids are short ASCII numbers.
+    if kind == "job" and rest.isascii() and rest.isdecimal() and len(rest) <= 18:
         return f"job.{int(rest)}"
     if kind == "model" and rest.isdigit():
         return f"model.{int(rest)}"
     if kind == "node" and rest:
         safe = _GROUP_SAFE.sub("_", rest)[:60]
         if safe != rest:
-            safe += "." + hashlib.sha1(rest.encode()).hexdigest()[:10]
+            safe += "." + hashlib.sha1(rest.encode("utf-8", "surrogatepass")).hexdigest()[:10]
         return f"node.{safe}"
     return None
 

@@ -40,6 +40,15 @@ arrives as ``exported_instance`` and ``nodename`` still tells the nodes apart.
   ``guest``/``guest_nice`` are left out (node_exporter counts them inside user/nice already).
 * Disk and network totals are for the whole machine (network without loopback) and carry
   ``device="all"``, which Node Exporter Full's disk regex ``[a-z]+`` matches.
+* Memory: MemTotal, MemFree, MemAvailable, Buffers, Cached, SReclaimable, SwapTotal and SwapFree
+  (``node_memory_<field>_bytes``, from /proc/meminfo; fields the system lacks are absent).
+* ``node_filesystem_{size,free,avail}_bytes{device,fstype,mountpoint}`` for the mounts node_exporter
+  reports by default, less network filesystems (a statvfs on a dead NFS server would stall the
+  sampler). ``node_time_seconds`` is the sample's time and ``node_boot_time_seconds`` the boot time,
+  so the uptime panel reads right. ``node_pressure_{cpu,memory,io}_{waiting,stalled}_seconds_total``
+  where the kernel has PSI.
+* Every series Node Exporter Full (1860) queries in its "Quick CPU / Mem / Disk" and "Basic CPU /
+  Mem / Net / Disk" rows is here; tests/dashboard/test_prometheus.py lists them.
 
 A field that is missing or None in the sample emits no series (never 0). A node whose latest sample is
 older than ``stale_after_s`` reports ``perfmon_node_up 0`` and its age, and none of its values."""
@@ -141,12 +150,35 @@ HOST_GAUGES: tuple[_Field, ...] = (
     _Field("node_memory_SwapTotal_bytes", "swap_total_bytes", "Memory information field SwapTotal_bytes."),
 )
 
+# Keys of host["memory_detail_bytes"]: /proc/meminfo fields by their own names.
+MEMINFO_DETAIL = ("MemFree", "Buffers", "Cached", "SReclaimable")
+
 # Keys of host["counters"]; totals over all disks / network interfaces of the node.
 HOST_COUNTERS: tuple[_Field, ...] = (
     _Field("node_disk_read_bytes_total", "disk_read_bytes_total", "The total number of bytes read."),
     _Field("node_disk_written_bytes_total", "disk_written_bytes_total", "The total number of bytes written."),
     _Field("node_network_receive_bytes_total", "network_receive_bytes_total", "Network bytes received."),
     _Field("node_network_transmit_bytes_total", "network_transmit_bytes_total", "Network bytes sent."),
+)
+
+# Keys of host["counters"] present where the kernel has PSI; node-wide, so no device label.
+PRESSURE_COUNTERS: tuple[_Field, ...] = tuple(
+    _Field(
+        f"node_pressure_{resource}_{kind}_seconds_total",
+        f"pressure_{resource}_{kind}_seconds_total",
+        f"Total time in seconds that {who} tasks were stalled on {shown}.",
+    )
+    for resource, shown in (("cpu", "CPU"), ("memory", "memory"), ("io", "I/O"))
+    for kind, who in (("waiting", "some"), ("stalled", "all non-idle"))
+)
+
+# Keys of each host["filesystems"] entry, by node_exporter metric.
+FILESYSTEM_GAUGES: tuple[_Field, ...] = (
+    _Field("node_filesystem_size_bytes", "size_bytes", "Filesystem size in bytes."),
+    _Field("node_filesystem_free_bytes", "free_bytes", "Filesystem free space in bytes."),
+    _Field(
+        "node_filesystem_avail_bytes", "avail_bytes", "Filesystem space available to non-root users in bytes."
+    ),
 )
 
 # psutil reports guest time inside user/nice as well; node_exporter keeps it in a separate metric.
@@ -212,12 +244,12 @@ class LatestSamplesCollector(Collector):
                     age_s,
                 )
             if up and sample is not None:
-                _collect_host(out, node, sample.get("host"))
+                _collect_host(out, node, sample.get("host"), ts)
                 _collect_gpus(out, node, sample.get("gpus"))
         yield from out
 
 
-def _collect_host(out: _Families, node: str, host: Any) -> None:
+def _collect_host(out: _Families, node: str, host: Any, ts: float | None) -> None:
     if not isinstance(host, Mapping):
         return
     labels = {"instance": node, "nodename": node}
@@ -226,6 +258,20 @@ def _collect_host(out: _Families, node: str, host: Any) -> None:
         value = _number(host.get(field.key))
         if value is not None:
             out.add("gauge", field.metric, field.help, labels, field.convert(value))
+    details = host.get("memory_detail_bytes")
+    if isinstance(details, Mapping):
+        for key in MEMINFO_DETAIL:
+            value = _number(details.get(key))
+            if value is not None:
+                name = f"node_memory_{key}_bytes"
+                out.add("gauge", name, f"Memory information field {key}_bytes.", labels, value)
+    # The time the readings were taken: "uptime" = node_time_seconds - node_boot_time_seconds.
+    if ts is not None:
+        out.add("gauge", "node_time_seconds", "System time in seconds since epoch (1970).", labels, ts)
+    boot_time = _number(host.get("boot_time_s"))
+    if boot_time is not None:
+        out.add("gauge", "node_boot_time_seconds", "Node boot time, in unixtime.", labels, boot_time)
+    _collect_filesystems(out, labels, host.get("filesystems"))
     swap_total, swap_used = _number(host.get("swap_total_bytes")), _number(host.get("swap_used_bytes"))
     if swap_total is not None and swap_used is not None:
         out.add(
@@ -244,6 +290,28 @@ def _collect_host(out: _Families, node: str, host: Any) -> None:
         value = _number(counters.get(field.key))
         if value is not None:
             out.add("counter", field.metric, field.help, {**labels, "device": "all"}, value)
+    for field in PRESSURE_COUNTERS:
+        value = _number(counters.get(field.key))
+        if value is not None:
+            out.add("counter", field.metric, field.help, labels, value)
+
+
+def _collect_filesystems(out: _Families, labels: dict[str, str], filesystems: Any) -> None:
+    if not isinstance(filesystems, list):
+        return
+    seen: set[tuple[str, str, str]] = set()
+    for fs in filesystems:
+        if not isinstance(fs, Mapping) or not fs.get("mountpoint"):
+            continue
+        key = (_text(fs.get("device")), _text(fs.get("fstype")), _text(fs.get("mountpoint")))
+        if key in seen:  # one series per label set, or Prometheus rejects the scrape
+            continue
+        seen.add(key)
+        fs_labels = {**labels, "device": key[0], "fstype": key[1], "mountpoint": key[2]}
+        for field in FILESYSTEM_GAUGES:
+            value = _number(fs.get(field.key))
+            if value is not None:
+                out.add("gauge", field.metric, field.help, fs_labels, value)
 
 
 def _collect_cpu_seconds(

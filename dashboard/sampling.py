@@ -26,7 +26,7 @@ from dashboard.models import Node
 from workers.sampler.fake_nvml import simulate_gpus
 from workers.sampler.loop import Sampler
 from workers.sampler.node_info import describe_node
-from workers.sampler.sample import NodeSample
+from workers.sampler.sample import NodeSample, for_browsers
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class SamplerDaemon:
 
     def publish(self, sample: NodeSample) -> None:
         latest = sample.to_json()
-        payload = {"type": "sample", **latest}
+        payload = {"type": "sample", **for_browsers(latest)}
         store_latest(latest)
         self.push_live(payload)
         self._to_record.put(sample)

@@ -12,6 +12,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer, django_auth
 
+from dashboard.api.docs import LocalSwagger
 from dashboard.jobspec import InvalidJob
 from dashboard.models import ApiToken
 
@@ -24,7 +25,13 @@ class BearerToken(HttpBearer):
         return user
 
 
-api = NinjaAPI(title="perfmon API", version="1", auth=[BearerToken(), django_auth], urls_namespace="api")
+api = NinjaAPI(
+    title="perfmon API",
+    version="1",
+    auth=[BearerToken(), django_auth],
+    urls_namespace="api",
+    docs=LocalSwagger(),  # Swagger UI from static/vendor/: the default one comes from a CDN
+)
 
 
 @api.exception_handler(AuthenticationError)

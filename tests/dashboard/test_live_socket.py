@@ -29,11 +29,52 @@ def logged_in_client():
     return client
 
 
-async def test_it_closes_the_socket_of_an_anonymous_user():
+async def test_it_closes_the_socket_of_an_anonymous_user_with_4401():
     communicator = communicator_for()
-    connected, code = await communicator.connect()
-    assert not connected
-    assert code == 4401
+    connected, _ = await communicator.connect()
+    # Accepted first: a handshake refused before accept reaches the browser as HTTP 403 (code 1006).
+    assert connected
+    closing = await communicator.receive_output(timeout=5)
+    assert closing["type"] == "websocket.close"
+    assert closing["code"] == 4401
+    assert "log in" in closing["reason"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        json.dumps({"subscribe": "job:\u00b2"}),  # a digit to str.isdigit(), not to int()
+        json.dumps({"subscribe": "job:" + "7" * 5000}),  # past int()'s 4300-digit limit
+        '{"subscribe": "node:\\ud800"}',  # a lone surrogate: valid JSON, not valid text
+        '{"unsubscribe": "node:\\ud800"}',
+        json.dumps({"subscribe": "node:" + "x" * 100_000}),
+        "[" * 100_000 + "]" * 100_000,  # deeper than the JSON parser recurses
+        "[" * 5_000 + "]" * 5_000,  # short enough to be parsed, still too deep
+    ],
+    ids=[
+        "superscript-digit",
+        "5000-digit-id",
+        "lone-surrogate",
+        "unsubscribe-surrogate",
+        "long-topic",
+        "100k-deep",
+        "5k-deep",
+    ],
+)
+async def test_hostile_messages_get_an_error_frame_and_the_connection_stays(logged_in_client, bad):
+    communicator = communicator_for(logged_in_client)
+    await communicator.connect()
+    await communicator.send_to(text_data=bad)
+    if "unsubscribe" in bad:
+        await subscribe(communicator, "jobs")  # unsubscribing from nothing answers nothing
+    else:
+        reply = json.loads(await communicator.receive_from(timeout=5))
+        assert reply["type"] == "error"
+        assert len(reply["error"]) < 200, "the reply does not echo the whole message back"
+        await subscribe(communicator, "jobs")
+    await sync_to_async(live.push)("jobs", {"type": "job", "job": {"id": 2}})
+    assert json.loads(await communicator.receive_from(timeout=5))["job"] == {"id": 2}
+    await communicator.disconnect()
 
 
 async def test_it_forwards_pushes_for_the_topics_a_user_subscribed_to(logged_in_client):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -128,3 +129,39 @@ def test_memory_available_and_json_shape() -> None:
     data = sample.to_json()
     assert set(data["top_processes"]) == {"by_cpu", "by_rss"}
     assert data["counters"]["cpu_seconds_total"]["user"] > 0
+
+
+def test_it_reads_what_node_exporter_dashboards_need() -> None:
+    sample = HostProbe().sample()
+    meminfo = psutil.virtual_memory()
+    details = sample.memory_detail_bytes
+    assert details["MemFree"] == pytest.approx(meminfo.free, rel=0.5)
+    if hasattr(meminfo, "cached"):  # Linux
+        assert details["Cached"] == pytest.approx(meminfo.cached, rel=0.5)
+        assert {"Buffers", "SReclaimable"} <= set(details)
+    assert sample.boot_time_s == psutil.boot_time()
+    per_cpu = sample.counters["cpu_seconds_total_per_cpu"]
+    assert len(per_cpu) == len(psutil.cpu_times(percpu=True))
+    assert all(cpu["idle"] >= 0 for cpu in per_cpu)
+    if os.path.exists("/proc/pressure/io"):
+        assert sample.counters["pressure_io_waiting_seconds_total"] >= 0
+    for fs in sample.filesystems:
+        assert 0 <= fs["avail_bytes"] <= fs["free_bytes"] <= fs["size_bytes"], fs
+        assert not fs["mountpoint"].startswith(("/proc", "/sys", "/dev"))
+        assert fs["fstype"] not in ("overlay", "proc", "sysfs", "cgroup", "cgroup2", "nfs", "nfs4")
+    root = [fs for fs in sample.filesystems if fs["mountpoint"] == "/"]
+    if root:
+        usage = psutil.disk_usage("/")
+        assert root[0]["size_bytes"] == usage.total
+
+
+def test_the_live_push_leaves_out_what_only_prometheus_reads() -> None:
+    from workers.sampler.sample import for_browsers
+
+    data = {"node": "n", "host": HostProbe().sample().to_json(), "gpus": []}
+    pushed = for_browsers(data)
+    assert (
+        "filesystems" not in pushed["host"] and "cpu_seconds_total_per_cpu" not in pushed["host"]["counters"]
+    )
+    assert pushed["host"]["cpu_percent"] == data["host"]["cpu_percent"]
+    assert "filesystems" in data["host"], "the stored sample keeps them"

@@ -1,4 +1,5 @@
-"""Host readings through psutil (CPU, load, memory, swap, disk and network), plus static host facts."""
+"""Host readings through psutil and /proc (CPU, load, memory, swap, disk, network, filesystems, pressure),
+plus static host facts."""
 
 from __future__ import annotations
 
@@ -48,27 +49,121 @@ def _percent(before: Any, after: Any) -> float:
 # node_exporter's default --collector.diskstats.device-exclude: partitions (counted in their
 # disk), RAM disks, loop devices and floppies, so the totals count each byte once.
 _EXCLUDED_DISK = re.compile(r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")
-_MEMINFO_KEYS = (b"MemTotal:", b"MemAvailable:", b"SwapTotal:", b"SwapFree:")
+# /proc/meminfo fields the probe reads, by node_exporter's name (node_memory_<name>_bytes).
+_MEMINFO_KEYS = (
+    "MemTotal",
+    "MemFree",
+    "MemAvailable",
+    "Buffers",
+    "Cached",
+    "SReclaimable",
+    "SwapTotal",
+    "SwapFree",
+)
 _CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
 
-def _memory_and_swap() -> tuple[int, int, int, int]:
-    """Total and available memory, total and free swap, in bytes (``free -b``).
+def _meminfo() -> dict[str, int]:
+    """The ``/proc/meminfo`` fields of ``_MEMINFO_KEYS`` in bytes (``free -b``); those the system
+    lacks are absent. MemTotal, MemAvailable, SwapTotal and SwapFree are always there.
 
     One read of ``/proc/meminfo`` where there is one: psutil's ``swap_memory()`` also reads
     ``/proc/vmstat`` for swap-in/out counts this probe does not use, which tripled its cost.
     """
     try:
         with open("/proc/meminfo", "rb", buffering=0) as f:
-            data = f.read(16384)
-        values = []
+            data = b"\n" + f.read(16384)
+        values = {}
         for key in _MEMINFO_KEYS:
-            start = data.index(key) + len(key)
-            values.append(int(data[start : data.index(b"kB", start)]) * 1024)
-    except (OSError, ValueError):  # not Linux, or a kernel before 3.14 (no MemAvailable)
+            # "\nCached:" and not "Cached:", which would also find "SwapCached:".
+            start = data.find(b"\n" + key.encode() + b":")
+            if start >= 0:
+                start += len(key) + 2
+                values[key] = int(data[start : data.index(b"kB", start)]) * 1024
+        if "MemAvailable" not in values:  # a kernel before 3.14
+            raise ValueError("no MemAvailable")
+        return values
+    except (OSError, ValueError):  # not Linux
         mem, swap = psutil.virtual_memory(), psutil.swap_memory()
-        return int(mem.total), int(mem.available), int(swap.total), int(swap.free)
-    return values[0], values[1], values[2], values[3]
+        values = {"MemTotal": int(mem.total), "MemAvailable": int(mem.available)}
+        values |= {"SwapTotal": int(swap.total), "SwapFree": int(swap.free), "MemFree": int(mem.free)}
+        for key, attr in (("Buffers", "buffers"), ("Cached", "cached")):
+            if hasattr(mem, attr):
+                values[key] = int(getattr(mem, attr))
+        return values
+
+
+# node_exporter's default --collector.filesystem.fs-types-exclude and mount-points-exclude: pseudo
+# filesystems, container layers and mounts inside /dev, /proc and /sys.
+_FS_TYPES_EXCLUDED = re.compile(
+    r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue"
+    r"|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$"
+)
+_MOUNTS_EXCLUDED = re.compile(
+    r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
+)
+# Unlike node_exporter, which gives each statfs() a timeout in a goroutine: a statvfs() on a network
+# filesystem whose server is gone blocks, and would stall every tick of the sampler.
+_NETWORK_FS = re.compile(r"^(nfs4?|cifs|smb3?|smbfs|ceph|glusterfs|lustre|gpfs|beegfs|9p|afs|fuse\..*)$")
+MOUNTS_REFRESH_S = 60.0  # listing mounts costs ~0.5 ms; a statvfs() per mount costs microseconds
+
+
+def _mounts() -> list[tuple[str, str, str]]:
+    """(device, mount point, fstype) of the filesystems node_exporter would report, local ones only."""
+    try:
+        partitions = psutil.disk_partitions(all=True)
+    except (OSError, RuntimeError):
+        return []
+    kept: dict[str, tuple[str, str, str]] = {}
+    for part in partitions:
+        if _FS_TYPES_EXCLUDED.match(part.fstype) or _NETWORK_FS.match(part.fstype):
+            continue
+        if _MOUNTS_EXCLUDED.match(part.mountpoint):
+            continue
+        kept[part.mountpoint] = (part.device, part.mountpoint, part.fstype)  # the last mount on a path wins
+    return list(kept.values())
+
+
+def _filesystems(mounts: list[tuple[str, str, str]]) -> tuple[dict[str, Any], ...]:
+    """Size, free and available bytes of each mount (``df -B1``); "available" is what
+    non-root users may still write (free minus the reserved blocks)."""
+    out = []
+    for device, mountpoint, fstype in mounts:
+        try:
+            st = os.statvfs(mountpoint)
+        except OSError:  # unmounted since it was listed, or not ours to read
+            continue
+        out.append(
+            {
+                "device": device,
+                "mountpoint": mountpoint,
+                "fstype": fstype,
+                "size_bytes": st.f_blocks * st.f_frsize,
+                "free_bytes": st.f_bfree * st.f_frsize,
+                "avail_bytes": st.f_bavail * st.f_frsize,
+            }
+        )
+    return tuple(out)
+
+
+def _pressure() -> dict[str, float]:
+    """Seconds tasks waited on CPU, memory and I/O since boot (``/proc/pressure/*``, Linux 4.20+
+    with PSI on): ``pressure_<resource>_waiting_seconds_total`` (some tasks stalled) and
+    ``pressure_<resource>_stalled_seconds_total`` (all tasks stalled), as node_exporter names them."""
+    out: dict[str, float] = {}
+    for resource in ("cpu", "memory", "io"):
+        try:
+            with open(f"/proc/pressure/{resource}", "rb", buffering=0) as f:
+                data = f.read(512)
+        except OSError:  # no PSI: not Linux, an old kernel, or psi=0
+            continue
+        for line in data.splitlines():
+            kind, _, rest = line.partition(b" ")
+            name = {b"some": "waiting", b"full": "stalled"}.get(kind)
+            total = rest.rpartition(b"total=")[2]
+            if name and total.isdigit():
+                out[f"pressure_{resource}_{name}_seconds_total"] = int(total) / 1e6  # kernel counts µs
+    return out
 
 
 def _disk_bytes(included: dict[str, bool]) -> tuple[int, int] | None:
@@ -113,6 +208,10 @@ def _rate(now: int | None, before: int | None, elapsed_s: float) -> float | None
 class HostProbe:
     """Samples the host.
 
+    Besides the charted readings it gathers what node_exporter's most used dashboard (Grafana
+    1860) reads, for the Prometheus export: meminfo details, filesystems (mounts listed every
+    ``MOUNTS_REFRESH_S``, sizes read every tick), boot time, per-CPU times and pressure stalls.
+
     CPU percentages cover the time since the previous ``sample()`` (or since construction).
     The probe keeps its own previous CPU times rather than relying on ``psutil.cpu_percent``,
     whose state is per thread: priming it here would not help a sampler thread. Disk and
@@ -134,6 +233,12 @@ class HostProbe:
         self._last_per_cpu = psutil.cpu_times(percpu=True)
         self._last_io: tuple[float, tuple[int, int] | None, tuple[int, int] | None] | None = None
         self._disk_included: dict[str, bool] = {}
+        self._mounts: list[tuple[str, str, str]] = []
+        self._mounts_due = float("-inf")
+        try:
+            self._boot_time_s: float | None = psutil.boot_time()
+        except (OSError, RuntimeError):
+            self._boot_time_s = None
         self._top = (
             top
             if top is not None
@@ -150,9 +255,13 @@ class HostProbe:
         self._last_total, self._last_per_cpu = total, per_cpu
 
         load_1m, load_5m, load_15m = os.getloadavg() if hasattr(os, "getloadavg") else psutil.getloadavg()
-        mem_total, mem_available, swap_total, swap_free = _memory_and_swap()
+        meminfo = _meminfo()
+        mem_total, mem_available = meminfo["MemTotal"], meminfo["MemAvailable"]
+        swap_total, swap_free = meminfo["SwapTotal"], meminfo["SwapFree"]
 
         now = self._clock()
+        if now >= self._mounts_due:
+            self._mounts, self._mounts_due = _mounts(), now + MOUNTS_REFRESH_S
         disk, net = _disk_bytes(self._disk_included), _net_bytes()
         last, self._last_io = self._last_io, (now, disk, net)
         rates: list[float | None] = [None] * 4
@@ -178,8 +287,17 @@ class HostProbe:
             disk_write_bytes_per_s=rates[1],
             net_rx_bytes_per_s=rates[2],
             net_tx_bytes_per_s=rates[3],
+            boot_time_s=self._boot_time_s,
+            memory_detail_bytes={
+                k: meminfo[k] for k in ("MemFree", "Buffers", "Cached", "SReclaimable") if k in meminfo
+            },
+            filesystems=_filesystems(self._mounts),
             counters={
                 "cpu_seconds_total": {m: getattr(total, m) for m in _CPU_MODES if hasattr(total, m)},
+                "cpu_seconds_total_per_cpu": [
+                    {m: getattr(cpu, m) for m in _CPU_MODES if hasattr(cpu, m)} for cpu in per_cpu
+                ],
+                **_pressure(),
                 "disk_read_bytes_total": disk[0] if disk else None,
                 "disk_written_bytes_total": disk[1] if disk else None,
                 "network_receive_bytes_total": net[0] if net else None,

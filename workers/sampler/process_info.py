@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from workers.sampler.redact import redact_argv
 from workers.sampler.sample import GpuSample
 
 COMMAND_MAX_CHARS = 200  # a sample goes to every browser each tick; a 10 kB command line must not
@@ -28,13 +29,16 @@ class HostFacts:
 
 
 def command_of(proc: psutil.Process) -> str | None:
-    """The command line as ``ps -o args`` shows it; kernel threads as "[name]"."""
+    """The command line as ``ps -o args`` shows it, secrets hidden (see redact.py); kernel threads
+    as "[name]". Redacted here, before the sample leaves the node, so no secret reaches Redis,
+    the database or a browser."""
     try:
         cmdline = proc.cmdline()
     except psutil.Error:
         cmdline = []
     if cmdline:
-        return " ".join(cmdline)[:COMMAND_MAX_CHARS]
+        # Redacted before truncation: a cut could leave half a secret no pattern recognises.
+        return " ".join(redact_argv(cmdline))[:COMMAND_MAX_CHARS]
     try:
         return f"[{proc.name()}]"[:COMMAND_MAX_CHARS]
     except psutil.Error:

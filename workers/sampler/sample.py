@@ -139,9 +139,13 @@ class HostSample:
     """The host: percentages 0..100 (of the whole machine, or of one core per entry of
     ``per_cpu_percent``), load averages in runnable tasks, bytes, and bytes/s rates over the time
     since the previous sample (``None`` on the first). ``counters`` holds cumulative totals for
-    Prometheus: ``cpu_seconds_total`` ({mode: seconds}), ``disk_read_bytes_total``,
-    ``disk_written_bytes_total``, ``network_receive_bytes_total`` and
-    ``network_transmit_bytes_total`` (loopback excluded)."""
+    Prometheus: ``cpu_seconds_total`` ({mode: seconds}), ``cpu_seconds_total_per_cpu`` (a list of
+    those, one per CPU), ``disk_read_bytes_total``, ``disk_written_bytes_total``,
+    ``network_receive_bytes_total`` and ``network_transmit_bytes_total`` (loopback excluded) and,
+    where the kernel has PSI, ``pressure_{cpu,memory,io}_{waiting,stalled}_seconds_total``.
+    Also for Prometheus only: ``boot_time_s`` (epoch seconds), ``memory_detail_bytes``
+    (/proc/meminfo's MemFree, Buffers, Cached, SReclaimable where present) and ``filesystems``
+    ({device, mountpoint, fstype, size_bytes, free_bytes, avail_bytes} per local mount)."""
 
     cpu_percent: float
     per_cpu_percent: tuple[float, ...]
@@ -160,13 +164,43 @@ class HostSample:
     net_tx_bytes_per_s: float | None = None
     counters: Mapping[str, Any] = field(default_factory=dict)
     top_processes: TopProcesses = field(default_factory=TopProcesses)
+    boot_time_s: float | None = None
+    memory_detail_bytes: Mapping[str, int] = field(default_factory=dict)
+    filesystems: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {f: getattr(self, f) for f in _HOST_FIELDS}
         d["per_cpu_percent"] = list(self.per_cpu_percent)
-        d["counters"] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in self.counters.items()}
+        d["counters"] = {k: _plain(v) for k, v in self.counters.items()}
         d["top_processes"] = self.top_processes.to_json()
+        d["memory_detail_bytes"] = dict(self.memory_detail_bytes)
+        d["filesystems"] = [dict(f) for f in self.filesystems]
         return d
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# Readings only the Prometheus export uses (it reads the latest sample from Redis). They grow with the
+# machine (per-CPU times: 8 numbers a CPU) and browsers draw none of them, so the live push leaves them out.
+_PROMETHEUS_ONLY_HOST_KEYS = ("filesystems", "memory_detail_bytes", "boot_time_s")
+_PROMETHEUS_ONLY_COUNTERS = ("cpu_seconds_total_per_cpu",)
+
+
+def for_browsers(sample_json: dict[str, Any]) -> dict[str, Any]:
+    """``NodeSample.to_json()`` without the readings only the Prometheus export uses (a shallow copy)."""
+    host = sample_json.get("host")
+    if not isinstance(host, dict):
+        return sample_json
+    host = {k: v for k, v in host.items() if k not in _PROMETHEUS_ONLY_HOST_KEYS}
+    if isinstance(host.get("counters"), dict):
+        host["counters"] = {k: v for k, v in host["counters"].items() if k not in _PROMETHEUS_ONLY_COUNTERS}
+    return {**sample_json, "host": host}
 
 
 @dataclass(frozen=True)
