@@ -56,6 +56,9 @@ class RollupsTestCase(BaseTestCase):
 
     def test_the_open_bucket_shows_in_queries_with_the_flush_that_fed_it(self):
         now = time.time()
+        # A day of history, so a day's query reads the 1-minute tier (a younger one is read raw).
+        self.writer.add("gpu-node-1", now - 86000, [("gpu.temperature_c", 0, 10.0)])
+        self.writer.flush()  # apart: the writer's buffer holds at most a few minutes' span
         self.writer.add("gpu-node-1", now - 1, [("gpu.temperature_c", 0, 70.0)])
         self.writer.flush()
         answer = query.series("gpu-node-1", "gpu.temperature_c", 0, start=now - 86400, end=now + 1)
