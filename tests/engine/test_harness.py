@@ -37,14 +37,16 @@ def test_a_small_run_has_the_documented_shape() -> None:
 
     assert [r["batch_size"] for r in result["runs"]] == [1, 4]
     for run in result["runs"]:
-        assert run["iterations"] >= 20  # a minimum: timing goes on until the median is known
+        # A minimum before converging (timing goes on until the median is known); only the time
+        # budget, which a busy machine can reach first, ends a point below it.
+        assert run["iterations"] >= 20 or run["stop_reason"] == "time_budget"
         assert len(run["times_ms"]) == run["iterations"]
         assert set(run["latency_ms"]) == {"p50", "p90", "p95", "p99", "mean", "std", "min", "max"}
         assert 0 < run["latency_ms"]["min"] <= run["latency_ms"]["p50"] <= run["latency_ms"]["max"]
         assert run["ci95_low_ms"] <= run["latency_ms"]["p50"] <= run["ci95_high_ms"]
         assert run["iqr_ms"] >= 0 and isinstance(run["unstable"], bool)
         assert run["stop_reason"] in {"converged", "time_budget", "max_iterations"}
-        assert run["warmup_iterations"] >= 10
+        assert run["warmup_iterations"] >= 10 or not run["warmup_settled"]
         assert run["throughput_per_s"] > 0
         assert run["peak_memory_bytes"] >= 0 and run["peak_reserved_bytes"] is None
         assert run["error"] is None
