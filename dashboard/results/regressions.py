@@ -108,7 +108,7 @@ def find_baselines(job: Job, batch_sizes: set[int]) -> dict[int, tuple[Job, Run]
 def _ci_text(run: Run) -> str:
     if run.ci95_ms is None:
         return "no 95% CI (too few samples)"
-    return f"95% CI +/-{run.ci95_rel_half_width * 100:.1f}%"
+    return f"95% CI ±{run.ci95_rel_half_width * 100:.1f}%"
 
 
 def judge(run: Run, baseline: Run, threshold: float) -> tuple[str, str]:
@@ -118,7 +118,7 @@ def judge(run: Run, baseline: Run, threshold: float) -> tuple[str, str]:
     change = f"p50 {(ratio - 1) * 100:+.1f}%"
     if 1.0 - threshold <= ratio <= 1.0 + threshold:
         return Verdict.NO_CHANGE, f"{change}, within the {threshold * 100:g}% threshold"
-    limit = f"+/-{UNSTABLE_CI_REL_HALF_WIDTH * 100:g}%"
+    limit = f"±{UNSTABLE_CI_REL_HALF_WIDTH * 100:g}%"
     loose = [
         f"{which} is unstable ({_ci_text(r)}, over {limit})"
         for which, r in (("this run", run), ("the baseline", baseline))

@@ -159,7 +159,7 @@ class RegressionTestCase(BaseTestCase):
         job = self.bench({8: 3.0})
         [verdict] = record_regressions(job)
         self.assertEqual(verdict.verdict, "inconclusive")
-        self.assertIn("the baseline is unstable (95% CI +/-8.0%, over +/-5%)", verdict.reason)
+        self.assertIn("the baseline is unstable (95% CI ±8.0%, over ±5%)", verdict.reason)
         self.assertContains(self.page(job), "the baseline is unstable")
 
     def test_an_unstable_new_run_is_inconclusive_too(self):
