@@ -39,6 +39,7 @@ class JobOut(Schema):
     node: str | None
     target_node: str | None
     regressions: list[dict[str, Any]] = []
+    verdicts: list[dict[str, Any]] = []
     created_at: str
     started_at: str | None
     finished_at: str | None

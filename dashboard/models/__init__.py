@@ -4,7 +4,7 @@ from dashboard.models.history import MetricSeries, RawBlock, RollupBlock
 from dashboard.models.jobs import TERMINAL_STATUSES, Job, JobKind, JobStatus
 from dashboard.models.nodes import Node
 from dashboard.models.registry import ModelFileFormat, ModelVersion, ModelVersionStatus, RegisteredModel
-from dashboard.models.results import Regression
+from dashboard.models.results import Regression, Verdict
 from dashboard.models.tokens import TOKEN_PREFIX, ApiToken, hash_token
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "RegisteredModel",
     "Regression",
     "RollupBlock",
+    "Verdict",
     "hash_token",
 ]

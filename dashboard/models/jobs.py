@@ -57,6 +57,13 @@ class Job(models.Model):
     def is_finished(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
+    @property
+    def flagged_verdict(self) -> str:
+        """ "regression", else "inconclusive", else "": what the jobs list flags. Reads the verdicts
+        through .all() so a prefetch_related("regressions") serves it."""
+        verdicts = {row.verdict for row in self.regressions.all()}
+        return next((v for v in ("regression", "inconclusive") if v in verdicts), "")
+
     def to_json(self) -> dict:
         """The job as GET /api/jobs/<id> and the WebSocket show it."""
         return {
@@ -70,7 +77,9 @@ class Job(models.Model):
             "log": self.log,
             "result": self.result,
             "error": self.error or None,
-            "regressions": [regression.to_json() for regression in self.regressions.all()],
+            # "regressions" keeps its meaning (flagged batch sizes); "verdicts" has every comparison.
+            "regressions": [row.to_json() for row in self.regressions.all() if row.verdict == "regression"],
+            "verdicts": [row.to_json() for row in self.regressions.all()],
             "node": self.node_name or None,
             "worker_pid": self.worker_pid,
             "target_node": self.target_node or None,

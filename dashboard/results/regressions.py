@@ -1,29 +1,40 @@
-"""Regression flags: each new benchmark result against the previous comparable one.
+"""Verdicts: each batch size of a new benchmark against the previous like-for-like result.
 
-Comparable means the same model, node, device, precision and batch size (the issue's rule). The
-baseline of a batch size is the most recent earlier succeeded job that measured it without error,
-so a sweep of [1, 8, 32] after a run of [32] alone still compares batch 32."""
+Like for like means the same comparison key (model@version, node, device, precision, resolved
+thread count, runtime, torch version and device name) and the same batch size; the baseline of a
+batch size is the most recent earlier succeeded job with that key that measured it without error,
+so a sweep of [1, 8, 32] after a run of [32] alone still compares batch 32.
+
+The rule, per batch size, with r = p50 / baseline p50 and t = regression_threshold():
+- r within 1 +/- t: "no change";
+- else, either run unstable (its median's 95% CI wider than +/-5%, or none): "inconclusive";
+- else, the two medians' 95% CIs overlap: "inconclusive" (the difference is not statistically clear);
+- else "regression" (slower) or "improvement" (faster)."""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import Q
 
-from dashboard.models import Job, JobKind, JobStatus, Regression
-from dashboard.results.runs import Run, device_of, precision_of, runs_of
+from dashboard.models import Job, JobKind, JobStatus, Regression, Verdict
+from dashboard.results.runs import Run, device_of, env_value, precision_of, runs_of, runtime_of, threads_of
+from workers.bench.stats import UNSTABLE_CI_REL_HALF_WIDTH
 
 DEFAULT_THRESHOLD = 0.10
-# Older results than this many comparable jobs back are not worth loading (each carries raw times).
+# Older results than this many jobs of the same model and node back are not worth loading (each
+# carries raw times).
 MAX_LOOKBACK_JOBS = 200
 
 
 def regression_threshold() -> float:
-    """settings.PERFMON_REGRESSION_THRESHOLD: p50 worse by more than this fraction (0.10 = +10%) is flagged."""
+    """settings.PERFMON_REGRESSION_THRESHOLD: p50 worse by more than this fraction (0.10 = +10%),
+    with non-overlapping CIs, is a regression."""
     threshold = getattr(settings, "PERFMON_REGRESSION_THRESHOLD", DEFAULT_THRESHOLD)
     if not isinstance(threshold, int | float) or not math.isfinite(threshold) or threshold < 0:
         raise ImproperlyConfigured(
@@ -32,11 +43,26 @@ def regression_threshold() -> float:
     return float(threshold)
 
 
+def comparison_key(job: Job) -> dict[str, Any]:
+    """What must match for two results to be compared (batch size apart). Threads are the count the
+    harness resolved, so a job that named none compares with one that named os.cpu_count()."""
+    return {
+        "model": job.model_name,  # "name@N" for a registered model: the version is part of it
+        "node": job.node_name,
+        "device": device_of(job.params, job.result),
+        "precision": precision_of(job.params, job.result),
+        "threads": threads_of(job.params, job.result),
+        "runtime": runtime_of(job.params, job.result),
+        "torch_version": env_value(job.result, "torch_version"),
+        "device_name": env_value(job.result, "device_name"),
+    }
+
+
 def _finished_moment(job: Job) -> datetime:
     return job.finished_at or job.created_at
 
 
-def _earlier_comparable_jobs(job: Job):
+def _earlier_jobs_of_model_and_node(job: Job):
     """Succeeded benchmarks of the same model on the same node that finished before ``job``, newest first."""
     moment = _finished_moment(job)
     return (
@@ -53,14 +79,14 @@ def _earlier_comparable_jobs(job: Job):
 
 
 def find_baselines(job: Job, batch_sizes: set[int]) -> dict[int, tuple[Job, Run]]:
-    """For each batch size, the most recent earlier comparable job and its run there (absent: none)."""
-    device = device_of(job.params, job.result)
-    precision = precision_of(job.params, job.result)
+    """For each batch size, the most recent earlier job with the same comparison key and its run
+    there (absent: none)."""
+    key = comparison_key(job)
     wanted = set(batch_sizes)
     found: dict[int, tuple[Job, Run]] = {}
     # Ids and params first, then one result at a time: a result carries every raw time and decoding
     # it is what costs, so jobs that never asked for a wanted batch size are skipped unread.
-    candidates = _earlier_comparable_jobs(job).values_list("pk", "params")[:MAX_LOOKBACK_JOBS]
+    candidates = _earlier_jobs_of_model_and_node(job).values_list("pk", "params")[:MAX_LOOKBACK_JOBS]
     for candidate_id, params in candidates:
         if not wanted:
             break
@@ -70,9 +96,7 @@ def find_baselines(job: Job, batch_sizes: set[int]) -> dict[int, tuple[Job, Run]
         candidate = Job.objects.filter(pk=candidate_id).first()
         if candidate is None:  # deleted meanwhile
             continue
-        if device_of(candidate.params, candidate.result) != device:
-            continue
-        if precision_of(candidate.params, candidate.result) != precision:
+        if comparison_key(candidate) != key:
             continue
         for run in runs_of(candidate.result):
             if run.ok and run.batch_size in wanted:
@@ -81,37 +105,80 @@ def find_baselines(job: Job, batch_sizes: set[int]) -> dict[int, tuple[Job, Run]
     return found
 
 
-def record_regressions(job: Job) -> list[Regression]:
-    """Compare a succeeded benchmark with its baselines and store a Regression per batch size whose
-    p50 is worse by more than regression_threshold(); returns them ordered by batch size.
+def _ci_text(run: Run) -> str:
+    if run.ci95_ms is None:
+        return "no 95% CI (too few samples)"
+    return f"95% CI ±{run.ci95_rel_half_width * 100:.1f}%"
 
-    Idempotent: calling it again replaces the job's earlier flags. A job that did not succeed, or
+
+def judge(run: Run, baseline: Run, threshold: float) -> tuple[str, str]:
+    """(verdict, reason in words) for one batch size; both runs are ``ok``."""
+    assert run.p50_ms is not None and baseline.p50_ms is not None
+    ratio = run.p50_ms / baseline.p50_ms
+    change = f"p50 {(ratio - 1) * 100:+.1f}%"
+    if 1.0 - threshold <= ratio <= 1.0 + threshold:
+        return Verdict.NO_CHANGE, f"{change}, within the {threshold * 100:g}% threshold"
+    limit = f"±{UNSTABLE_CI_REL_HALF_WIDTH * 100:g}%"
+    loose = [
+        f"{which} is unstable ({_ci_text(r)}, over {limit})"
+        for which, r in (("this run", run), ("the baseline", baseline))
+        if r.too_loose_for_a_verdict
+    ]
+    if loose:
+        return Verdict.INCONCLUSIVE, f"{change} crosses the {threshold * 100:g}% threshold, but " + (
+            " and ".join(loose)
+        )
+    assert run.ci95_ms is not None and baseline.ci95_ms is not None  # stable runs have one
+    (low, high), (base_low, base_high) = run.ci95_ms, baseline.ci95_ms
+    if low <= base_high and base_low <= high:
+        return (
+            Verdict.INCONCLUSIVE,
+            f"{change} crosses the {threshold * 100:g}% threshold, but the 95% CIs of the medians "
+            "overlap: the difference is not statistically clear",
+        )
+    clear = (
+        f"{change}, beyond the {threshold * 100:g}% threshold, and the 95% CIs of the medians do not overlap"
+    )
+    return (Verdict.REGRESSION if ratio > 1.0 else Verdict.IMPROVEMENT), clear
+
+
+def record_regressions(job: Job) -> list[Regression]:
+    """Judge a succeeded benchmark against its baselines and store one verdict per batch size that
+    has a baseline (see the module docstring for the rule); returns them ordered by batch size.
+
+    Idempotent: calling it again replaces the job's earlier verdicts. A job that did not succeed, or
     has no earlier comparable result, gets none."""
     if job.kind != JobKind.BENCHMARK or job.status != JobStatus.SUCCEEDED:
         return []
     threshold = regression_threshold()
     runs = {run.batch_size: run for run in runs_of(job.result) if run.ok}
     baselines = find_baselines(job, set(runs))
-    flagged = []
+    basis = comparison_key(job)
+    verdicts = []
     for batch_size, (baseline_job, baseline_run) in sorted(baselines.items()):
-        p50_ms = runs[batch_size].p50_ms
-        baseline_p50_ms = baseline_run.p50_ms
-        if p50_ms is None or baseline_p50_ms is None or baseline_p50_ms <= 0:
+        run = runs[batch_size]
+        if run.p50_ms is None or baseline_run.p50_ms is None or baseline_run.p50_ms <= 0:
             continue
-        ratio = p50_ms / baseline_p50_ms
-        if ratio > 1.0 + threshold:
-            flagged.append(
-                Regression(
-                    job=job,
-                    baseline_job=baseline_job,
-                    batch_size=batch_size,
-                    baseline_p50_ms=baseline_p50_ms,
-                    p50_ms=p50_ms,
-                    ratio=ratio,
-                    threshold=threshold,
-                )
+        verdict, reason = judge(run, baseline_run, threshold)
+        verdicts.append(
+            Regression(
+                job=job,
+                baseline_job=baseline_job,
+                batch_size=batch_size,
+                verdict=verdict,
+                baseline_p50_ms=baseline_run.p50_ms,
+                p50_ms=run.p50_ms,
+                baseline_ci95_low_ms=baseline_run.ci95_low_ms,
+                baseline_ci95_high_ms=baseline_run.ci95_high_ms,
+                ci95_low_ms=run.ci95_low_ms,
+                ci95_high_ms=run.ci95_high_ms,
+                ratio=run.p50_ms / baseline_run.p50_ms,
+                threshold=threshold,
+                basis=basis,
+                reason=reason,
             )
+        )
     with transaction.atomic():
         Regression.objects.filter(job=job).delete()
-        Regression.objects.bulk_create(flagged)
-    return flagged
+        Regression.objects.bulk_create(verdicts)
+    return verdicts

@@ -1,11 +1,14 @@
 """A tolerant reading of Job.result: runs, concurrency runs and the context that makes two
-results comparable (device, precision). Missing or malformed figures become None, never an error."""
+results comparable (device, precision, threads, runtime, environment). Missing or malformed figures
+become None, never an error."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from workers.bench.stats import ci_rel_half_width, is_unstable_ci, median_ci
 
 LATENCY_KEYS = ("p50", "p90", "p95", "p99", "mean", "std", "min", "max")
 
@@ -20,6 +23,15 @@ def number(value: Any) -> float | None:
 def _integer(value: Any) -> int | None:
     figure = number(value)
     return int(figure) if figure is not None and figure == int(figure) else None
+
+
+def _ci_from_times(times_ms: Any) -> tuple[float | None, float | None]:
+    """Results stored before the harness wrote the CI still carry their raw times: compute it."""
+    if not isinstance(times_ms, list):
+        return None, None
+    figures = [number(t) for t in times_ms]
+    ci = median_ci([t for t in figures if t is not None]) if None not in figures else None
+    return ci if ci is not None else (None, None)
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,26 @@ class Run:
         return self.latency_ms["p99"]
 
     @property
+    def ci95_ms(self) -> tuple[float, float] | None:
+        """The 95% CI of the median (ms), or None when neither stored nor computable."""
+        if self.ci95_low_ms is None or self.ci95_high_ms is None:
+            return None
+        return self.ci95_low_ms, self.ci95_high_ms
+
+    @property
+    def ci95_rel_half_width(self) -> float | None:
+        """How well the median is known: 0.02 = +/-2%."""
+        if self.ci95_ms is None or self.p50_ms is None:
+            return None
+        return ci_rel_half_width(self.p50_ms, *self.ci95_ms)
+
+    @property
+    def too_loose_for_a_verdict(self) -> bool:
+        """The stability a verdict needs (workers.bench.stats.is_unstable_ci), judged from the CI
+        whatever the stored ``unstable`` says: results stored before the rule carried IQR's flag."""
+        return self.p50_ms is None or is_unstable_ci(self.p50_ms, self.ci95_ms)
+
+    @property
     def ok(self) -> bool:
         """A usable measurement: no error and a p50 to compare."""
         return not self.error and self.batch_size is not None and self.p50_ms is not None
@@ -57,6 +89,9 @@ class Run:
         latency = raw.get("latency_ms") if isinstance(raw.get("latency_ms"), dict) else {}
         unstable = raw.get("unstable")
         error = raw.get("error")
+        ci_low, ci_high = number(raw.get("ci95_low_ms")), number(raw.get("ci95_high_ms"))
+        if ci_low is None or ci_high is None:
+            ci_low, ci_high = _ci_from_times(raw.get("times_ms"))
         return cls(
             batch_size=_integer(raw.get("batch_size")),
             latency_ms={key: number(latency.get(key)) for key in LATENCY_KEYS},
@@ -64,8 +99,8 @@ class Run:
             iterations=_integer(raw.get("iterations")),
             peak_memory_bytes=_integer(raw.get("peak_memory_bytes")),
             iqr_ms=number(raw.get("iqr_ms")),
-            ci95_low_ms=number(raw.get("ci95_low_ms")),
-            ci95_high_ms=number(raw.get("ci95_high_ms")),
+            ci95_low_ms=ci_low,
+            ci95_high_ms=ci_high,
             unstable=unstable if isinstance(unstable, bool) else None,
             stop_reason=str(raw.get("stop_reason") or ""),
             error=str(error) if error else "",
@@ -130,3 +165,29 @@ def precision_of(params: Any, result: Any) -> str:
         if isinstance(source.get("precision"), str) and source["precision"]:
             return source["precision"]
     return "fp32"
+
+
+def threads_of(params: Any, result: Any) -> int | None:
+    """The CPU thread count the run used: the one the harness resolved (spec, then env) wins over
+    the submitted params, which may omit it (BenchSpec then picks os.cpu_count()); None if unknown."""
+    params = params if isinstance(params, dict) else {}
+    for source in (_section(result, "spec"), _section(result, "env"), params):
+        threads = _integer(source.get("threads"))
+        if threads is not None:
+            return threads
+    return None
+
+
+def runtime_of(params: Any, result: Any) -> str:
+    """How the model ran: "eager" until other runtimes (torch.compile, ONNX Runtime) exist."""
+    params = params if isinstance(params, dict) else {}
+    for source in (_section(result, "spec"), params):
+        if isinstance(source.get("runtime"), str) and source["runtime"]:
+            return source["runtime"]
+    return "eager"
+
+
+def env_value(result: Any, key: str) -> str | None:
+    """One recorded environment value ("torch_version", "device_name") as text, or None."""
+    value = _section(result, "env").get(key)
+    return str(value) if value not in (None, "") else None

@@ -33,13 +33,18 @@
     const status = row.querySelector('[data-role="status"]');
     status.textContent = job.status;
     status.className = "status status-" + job.status;
-    if ((job.regressions || []).length && !row.querySelector('[data-role="regression"]')) {
+    // The same flag as the server-rendered list: a regression, else an inconclusive comparison.
+    const verdicts = (job.verdicts || []).map((v) => v.verdict);
+    const flagged = (job.regressions || []).length ? "regression" : verdicts.includes("inconclusive") ? "inconclusive" : "";
+    if (flagged && !row.querySelector('[data-role="' + flagged + '"]')) {
       const badge = document.createElement("a");
-      badge.className = "badge bad";
-      badge.dataset.role = "regression";
+      badge.className = flagged === "regression" ? "badge bad" : "badge";
+      badge.dataset.role = flagged;
       badge.href = "/jobs/" + job.id + "/";
-      badge.title = "p50 worse than the previous comparable result";
-      badge.textContent = "regression";
+      badge.title = flagged === "regression"
+        ? "p50 worse than the previous like-for-like result, beyond the threshold and the confidence intervals"
+        : "p50 differs from the previous like-for-like result, but a run was unstable or the confidence intervals overlap";
+      badge.textContent = flagged;
       status.after(" ", badge);
     }
   });

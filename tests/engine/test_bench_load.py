@@ -18,10 +18,24 @@ FLAT_8 = InputSpec(shape=(None, 8), dtype="float32", low=0.0, high=1.0)
 
 
 class Sleepy(nn.Module):
-    """A fixed 4 ms per request; sleep releases the GIL, as torch's kernels do."""
+    """At least 4 ms per request; sleep releases the GIL, as torch's kernels do. Counts its calls and
+    the most that were ever in flight at once: how many clients the harness really ran together."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with self.lock:
+            self.calls += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
         time.sleep(0.004)
+        with self.lock:
+            self.in_flight -= 1
         return x
 
 
@@ -32,7 +46,8 @@ def _spec(**kwargs: object) -> BenchSpec:
 
 def test_a_concurrency_sweep_reports_each_load_level() -> None:
     spec = _spec(concurrency=[4, 1, 2, 2], load_duration_s=0.4)
-    result = run_benchmark(Sleepy(), FLAT_8, spec).to_json()
+    model = Sleepy()
+    result = run_benchmark(model, FLAT_8, spec).to_json()
     runs = result["concurrency_runs"]
 
     assert result["spec"]["concurrency"] == [1, 2, 4]  # sorted, de-duplicated
@@ -40,13 +55,12 @@ def test_a_concurrency_sweep_reports_each_load_level() -> None:
     for r in runs:
         assert r["batch_size"] == 1 and r["error"] is None
         assert set(r["latency_ms"]) == {"p50", "p90", "p95", "p99", "mean", "std", "min", "max"}
-        assert 4.0 <= r["latency_ms"]["p50"] < 12.0  # each request still takes its 4 ms
-        assert 0.4 <= r["duration_s"] < 0.6
+        assert r["latency_ms"]["p50"] >= 4.0  # each request still takes its 4 ms (or more, when busy)
+        assert r["duration_s"] >= 0.4  # the window ends with the first answer past its deadline
         assert r["requests_per_s"] == pytest.approx(r["requests"] / r["duration_s"])
-    # Clients overlap: doubling them nearly doubles the achieved load (ideal 250, 500, 1000 req/s).
-    rates = [r["requests_per_s"] for r in runs]
-    assert rates[0] < rates[1] < rates[2]
-    assert rates[2] > 2.5 * rates[0]
+    # Clients overlap: all four were inside the model at once (they meet at a barrier, then each
+    # request sleeps 4 ms). Achieved rates depend on the machine's load, so they are not asserted.
+    assert model.max_in_flight == 4
 
 
 def test_a_cpu_bound_model_under_concurrency_runs_on_the_zoo() -> None:
@@ -54,23 +68,29 @@ def test_a_cpu_bound_model_under_concurrency_runs_on_the_zoo() -> None:
     spec = _spec(concurrency=[1, 2], load_duration_s=0.2)
     runs = run_benchmark(entry.build(), entry.input_spec, spec).to_json()["concurrency_runs"]
     assert [r["concurrency"] for r in runs] == [1, 2]
-    assert all(r["requests"] > 10 and r["latency_ms"]["p50"] > 0 for r in runs)
+    assert all(r["requests"] >= 1 and r["latency_ms"]["p50"] > 0 for r in runs)
 
 
 def test_cancelling_during_a_load_level_stops_every_client() -> None:
     threads_before = threading.active_count()
     polls = []
+    model = Sleepy()
+    calls_when_stopped = []
 
     def stop_after_a_while() -> bool:
         polls.append(1)
-        return len(polls) > 4  # past the batch point, inside the concurrency phase
+        if len(polls) > 4:  # past the batch point, inside the concurrency phase
+            calls_when_stopped.append(model.calls)
+            return True
+        return False
 
     spec = _spec(concurrency=[4], load_duration_s=30.0)
-    started = time.monotonic()
     with pytest.raises(Cancelled, match="concurrency 4"):
-        run_benchmark(Sleepy(), FLAT_8, spec, should_stop=stop_after_a_while)
-    assert time.monotonic() - started < 3.0  # not the 30 s the level would have run
-    assert threading.active_count() == threads_before
+        run_benchmark(model, FLAT_8, spec, should_stop=stop_after_a_while)
+    assert threading.active_count() == threads_before  # every client has ended
+    # Each client checks the stop flag between requests: after the stop, a few more requests at
+    # most (a generous bound for a preempted caller), not the 30 s (~30,000 requests) of the level.
+    assert model.calls - calls_when_stopped[0] < 1_000
 
 
 def test_an_error_in_a_client_thread_reaches_the_caller() -> None:
@@ -88,8 +108,9 @@ def test_replicas_run_side_by_side_and_scaling_is_measured_against_one() -> None
     # The multi-GPU mechanics with CPU stand-ins: two sleeping replicas overlap fully.
     x = torch.zeros(4, 8)
     single, single_wall_s = measure_replicas([(torch.device("cpu"), Sleepy(), x)], 0.3, 1, lambda: None)
+    shared = Sleepy()  # both replicas share it, so it sees them overlap
     both, wall_s = measure_replicas(
-        [(torch.device("cpu"), Sleepy(), x), (torch.device("cpu"), Sleepy(), x)], 0.3, 1, lambda: None
+        [(torch.device("cpu"), shared, x), (torch.device("cpu"), shared, x)], 0.3, 1, lambda: None
     )
     result = MultiDeviceRun(
         batch_size=4,
@@ -100,11 +121,16 @@ def test_replicas_run_side_by_side_and_scaling_is_measured_against_one() -> None
         wall_s=wall_s,
     ).to_json()
     assert [d["device"] for d in result["per_device"]] == ["cuda:0", "cuda:1"]
-    assert all(d["iterations"] > 30 for d in result["per_device"])
+    assert all(d["iterations"] >= 1 for d in result["per_device"])
+    assert shared.max_in_flight == 2  # side by side, not one after the other
     assert result["total_throughput_per_s"] == pytest.approx(
         sum(d["throughput_per_s"] for d in result["per_device"])
     )
-    assert 0.8 <= result["scaling_efficiency"] <= 1.1
+    # Efficiency is the joint throughput over twice the single replica's, both measured the same way;
+    # its value depends on the machine's load, so only the definition is asserted.
+    assert result["scaling_efficiency"] == pytest.approx(
+        result["total_throughput_per_s"] / (2 * result["single_device_throughput_per_s"])
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this node has CUDA, so the refusal cannot be observed")

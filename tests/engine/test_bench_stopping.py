@@ -1,125 +1,152 @@
-"""The stopping rule and warm-up, on models whose latency is known because they sleep."""
+"""The stopping rule and warm-up, on models whose latency is known exactly: each call advances a
+fake clock by a scripted amount, so what the harness decides (which calls were warm-up, which were
+timed, why it stopped) does not depend on how busy the machine is."""
 
 from __future__ import annotations
 
 import random
-import time
+from collections.abc import Callable
 
+import pytest
 import torch
 from torch import nn
 
-from workers.bench import BenchSpec, run_benchmark
-from workers.zoo import InputSpec
+from workers.bench import BenchSpec
+from workers.bench.result import RunTimes
+from workers.bench.timing import PointTimes, cpu_block_timer, time_point
 
-FLAT_8 = InputSpec(shape=(None, 8), dtype="float32", low=0.0, high=1.0)
+MS_NS = 1_000_000
 
 
-class FixedSleep(nn.Module):
-    def __init__(self, sleep_s: float) -> None:
+class FakeClock:
+    """Nanoseconds that pass only when a model call says so."""
+
+    def __init__(self) -> None:
+        self.now_ns = 10**12
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+
+class Scripted(nn.Module):
+    """Call i takes ``latency_ms(i)`` on ``clock``; ``calls`` lists every call's latency in order."""
+
+    def __init__(self, clock: FakeClock, latency_ms: Callable[[int], float]) -> None:
         super().__init__()
-        self.sleep_s = sleep_s
+        self.clock, self.latency_ms = clock, latency_ms
+        self.calls: list[float] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        time.sleep(self.sleep_s)
+        ms = self.latency_ms(len(self.calls))
+        self.calls.append(ms)
+        self.clock.now_ns += round(ms * MS_NS)
         return x
 
 
-class RandomSleep(nn.Module):
-    """Latency spread uniformly over [low_s, high_s]: a median that needs thousands of samples."""
-
-    def __init__(self, low_s: float, high_s: float) -> None:
-        super().__init__()
-        self.low_s, self.high_s = low_s, high_s
-        self.rng = random.Random(7)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        time.sleep(self.rng.uniform(self.low_s, self.high_s))
-        return x
+def fixed(ms: float) -> Callable[[int], float]:
+    return lambda _i: ms
 
 
-class SlowStart(nn.Module):
-    """Starts at ``slow_s`` per call and decays by 25% a call towards ``fast_s``, like a model that
+def uniform(low_ms: float, high_ms: float) -> Callable[[int], float]:
+    """Latency spread uniformly over [low, high]: a median that needs thousands of samples."""
+    rng = random.Random(7)
+    return lambda _i: rng.uniform(low_ms, high_ms)
+
+
+def slow_start(slow_ms: float, fast_ms: float) -> Callable[[int], float]:
+    """Starts at ``slow_ms`` and decays by 25% a call towards ``fast_ms``, like a model that
     autotunes or fills caches during its first calls."""
-
-    def __init__(self, slow_s: float, fast_s: float) -> None:
-        super().__init__()
-        self.calls = 0
-        self.slow_s, self.fast_s = slow_s, fast_s
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        time.sleep(self.fast_s + (self.slow_s - self.fast_s) * 0.75**self.calls)
-        self.calls += 1
-        return x
+    return lambda i: fast_ms + (slow_ms - fast_ms) * 0.75**i
 
 
-def _one_run(model: nn.Module, **spec_kwargs: object) -> dict:
+def _time(latency_ms: Callable[[int], float], **spec_kwargs: object) -> tuple[PointTimes, Scripted]:
+    clock = FakeClock()
+    model = Scripted(clock, latency_ms)
     spec = BenchSpec(batch_sizes=(1,), threads=1, **spec_kwargs)  # type: ignore[arg-type]
-    return run_benchmark(model, FLAT_8, spec).to_json()["runs"][0]
+    timed = time_point(
+        model,
+        torch.zeros(1, 8),
+        spec,
+        cpu_block_timer(clock),
+        lambda _phase: None,
+        clock_ns=clock,
+        cpu_clock_ns=clock,
+    )
+    return timed, model
+
+
+def _json(timed: PointTimes) -> dict:
+    return RunTimes(1, times_ms=timed.times_ms, stop_reason=timed.stop_reason).to_json()
 
 
 def test_a_steady_model_converges_quickly() -> None:
-    started = time.monotonic()
-    run = _one_run(
-        FixedSleep(0.002), iterations=20, warmup_iterations=2, min_duration_s=0.1, time_budget_s=5.0
+    timed, model = _time(
+        fixed(2.0), iterations=20, warmup_iterations=2, min_duration_s=0.1, time_budget_s=5.0
     )
-    assert run["stop_reason"] == "converged"
-    assert time.monotonic() - started < 2.5  # far inside the 5 s budget
-    assert run["iterations"] >= 20 and run["timed_s"] >= 0.1
+    assert timed.stop_reason == "converged"
+    # Stopped as soon as the minimum count and duration held: 0.1 s of 2 ms calls, far from 5 s.
+    assert 50 <= len(timed.times_ms) <= 60 and timed.timed_s >= 0.1
+    assert len(model.calls) == timed.warmup_iterations + len(timed.times_ms)
+    run = _json(timed)
     assert not run["unstable"]
     p50 = run["latency_ms"]["p50"]
-    assert 2.0 <= p50 < 4.0
+    assert p50 == 2.0
     # Converged means the 95% CI of the median is within +/-2% of it.
     assert p50 * 0.98 <= run["ci95_low_ms"] <= p50 <= run["ci95_high_ms"] <= p50 * 1.02
 
 
 def test_a_noisy_model_runs_out_of_time_and_is_flagged_unstable() -> None:
-    started = time.monotonic()
-    run = _one_run(RandomSleep(0.0005, 0.005), iterations=10, warmup_iterations=2, time_budget_s=0.6)
-    elapsed_s = time.monotonic() - started
-    assert run["stop_reason"] == "time_budget"
+    timed, model = _time(uniform(0.5, 5.0), iterations=10, warmup_iterations=2, time_budget_s=0.6)
+    assert timed.stop_reason == "time_budget"
+    run = _json(timed)
+    # ~200 samples spread over 0.5..5 ms pin the median to about +/-10% only.
     assert run["unstable"]
-    assert run["iqr_ms"] / run["latency_ms"]["p50"] > 0.10
-    # The budget covers warm-up and timing; the margin is for a busy test machine.
-    assert run["timed_s"] <= 0.6
-    assert elapsed_s < 0.6 + 0.6
+    assert run["ci95_rel_half_width"] > 0.05
+    assert run["iqr_ms"] / run["latency_ms"]["p50"] > 0.10  # still reported, for information
+    # The budget covers warm-up and timing: the last call may end past it, by at most one call.
+    assert sum(model.calls) <= 600 + 5.0
 
 
 def test_the_minimum_count_and_duration_both_hold_before_converging() -> None:
-    run = _one_run(
-        FixedSleep(0.001), iterations=150, warmup_iterations=2, min_duration_s=0.3, time_budget_s=5.0
-    )
-    assert run["stop_reason"] == "converged"
-    assert run["iterations"] >= 150
-    assert run["timed_s"] >= 0.3
+    timed, _ = _time(fixed(1.0), iterations=150, warmup_iterations=2, min_duration_s=0.3, time_budget_s=5.0)
+    assert timed.stop_reason == "converged"
+    assert len(timed.times_ms) >= 300  # 0.3 s of 1 ms calls, though 150 and a tight CI came first
+    assert timed.timed_s >= 0.3
 
 
 def test_max_iterations_caps_a_run_that_would_go_on() -> None:
-    run = _one_run(
-        FixedSleep(0.0005),
+    timed, _ = _time(
+        fixed(0.5),
         iterations=30,
         max_iterations=40,
         warmup_iterations=2,
         min_duration_s=5.0,
         time_budget_s=10.0,
     )
-    assert run["stop_reason"] == "max_iterations"
-    assert run["iterations"] == 40
+    assert timed.stop_reason == "max_iterations"
+    assert len(timed.times_ms) == 40
 
 
 def test_warm_up_runs_until_timings_settle() -> None:
-    model = SlowStart(slow_s=0.021, fast_s=0.001)
-    run = _one_run(model, iterations=20, warmup_iterations=4, min_duration_s=0.1, time_budget_s=3.0)
+    timed, model = _time(
+        slow_start(slow_ms=21.0, fast_ms=1.0),
+        iterations=20,
+        warmup_iterations=4,
+        min_duration_s=0.1,
+        time_budget_s=3.0,
+    )
     # The minimum of 4 was not enough: call 10 is still 1 ms (100%) over the floor.
-    assert run["warmup_iterations"] > 10
-    assert run["warmup_settled"]
-    assert model.calls == run["warmup_iterations"] + run["iterations"]
-    # The slow first calls (call 5 is still 4.7 ms over the floor) never reached the timed samples.
-    assert run["latency_ms"]["max"] < 5.0
-    assert run["latency_ms"]["p50"] < 1.5
+    assert timed.warmup_iterations > 10
+    assert timed.warmup_settled
+    # The timed samples are exactly the calls after warm-up: the slow first calls never reach them.
+    assert len(model.calls) == timed.warmup_iterations + len(timed.times_ms)
+    assert list(timed.times_ms) == pytest.approx(model.calls[timed.warmup_iterations :], abs=1e-6)
+    assert max(model.calls[: timed.warmup_iterations]) == 21.0
 
 
 def test_a_model_slower_than_its_budget_still_times_one_iteration() -> None:
-    run = _one_run(FixedSleep(0.15), iterations=10, warmup_iterations=1, time_budget_s=0.1)
-    assert run["stop_reason"] == "time_budget"
-    assert run["iterations"] == 1
-    assert run["warmup_iterations"] == 1
+    timed, model = _time(fixed(150.0), iterations=10, warmup_iterations=1, time_budget_s=0.1)
+    assert timed.stop_reason == "time_budget"
+    assert len(timed.times_ms) == 1
+    assert timed.warmup_iterations == 1
+    assert len(model.calls) == 2

@@ -17,13 +17,15 @@ QUICK = {"threads": 1, "min_duration_s": 0.05, "time_budget_s": 0.5}
 
 
 class SleepyModel(nn.Module):
-    """Takes a known wall time per forward pass, independent of the hardware."""
+    """Takes at least a known wall time per forward pass, independent of the hardware; counts its calls."""
 
     def __init__(self, sleep_s: float) -> None:
         super().__init__()
         self.sleep_s = sleep_s
+        self.calls = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
         time.sleep(self.sleep_s)
         return x
 
@@ -35,14 +37,16 @@ def test_a_small_run_has_the_documented_shape() -> None:
 
     assert [r["batch_size"] for r in result["runs"]] == [1, 4]
     for run in result["runs"]:
-        assert run["iterations"] >= 20  # a minimum: timing goes on until the median is known
+        # A minimum before converging (timing goes on until the median is known); only the time
+        # budget, which a busy machine can reach first, ends a point below it.
+        assert run["iterations"] >= 20 or run["stop_reason"] == "time_budget"
         assert len(run["times_ms"]) == run["iterations"]
         assert set(run["latency_ms"]) == {"p50", "p90", "p95", "p99", "mean", "std", "min", "max"}
         assert 0 < run["latency_ms"]["min"] <= run["latency_ms"]["p50"] <= run["latency_ms"]["max"]
         assert run["ci95_low_ms"] <= run["latency_ms"]["p50"] <= run["ci95_high_ms"]
         assert run["iqr_ms"] >= 0 and isinstance(run["unstable"], bool)
         assert run["stop_reason"] in {"converged", "time_budget", "max_iterations"}
-        assert run["warmup_iterations"] >= 10
+        assert run["warmup_iterations"] >= 10 or not run["warmup_settled"]
         assert run["throughput_per_s"] > 0
         assert run["peak_memory_bytes"] >= 0 and run["peak_reserved_bytes"] is None
         assert run["error"] is None
@@ -71,7 +75,9 @@ def test_it_measures_a_known_latency() -> None:
     spec = BenchSpec(batch_sizes=(1,), iterations=10, warmup_iterations=1, **QUICK)
     result = run_benchmark(SleepyModel(0.005), FLAT_8, spec)
     p50_ms = result.runs[0].stats.p50
-    assert 5.0 <= p50_ms < 15.0
+    # A sleep lasts at least what was asked; how much longer depends on the machine's load.
+    assert p50_ms >= 5.0
+    assert len(result.runs[0].times_ms) >= 10
 
 
 def test_it_restores_the_thread_count() -> None:
@@ -112,11 +118,10 @@ def test_progress_is_throttled() -> None:
 def test_should_stop_cancels_and_restores_threads() -> None:
     before = torch.get_num_threads()
     spec = BenchSpec(batch_sizes=(1, 4), iterations=50, threads=1)
-    entry = zoo.get("SimpleModel")
-    started = time.monotonic()
-    with pytest.raises(Cancelled):
-        run_benchmark(entry.build(), entry.input_spec, spec, should_stop=lambda: True)
-    assert time.monotonic() - started < 1.0  # refused at the first poll, not after a 10 s budget
+    model = SleepyModel(0.0)
+    with pytest.raises(Cancelled, match="batch 1"):
+        run_benchmark(model, FLAT_8, spec, should_stop=lambda: True)
+    assert model.calls == 0  # refused at the first poll, before the first forward pass
     assert torch.get_num_threads() == before
 
 
@@ -128,10 +133,13 @@ def test_a_cancel_mid_point_stops_at_the_next_poll() -> None:
         return len(polls) >= 3
 
     spec = BenchSpec(batch_sizes=(1,), iterations=10_000, threads=1, time_budget_s=30.0, min_duration_s=20.0)
-    started = time.monotonic()
+    model = SleepyModel(0.001)
     with pytest.raises(Cancelled, match="batch 1"):
-        run_benchmark(SleepyModel(0.001), FLAT_8, spec, should_stop=stop_on_third_poll)
-    assert time.monotonic() - started < 2.0
+        run_benchmark(model, FLAT_8, spec, should_stop=stop_on_third_poll)
+    assert len(polls) == 3  # stopped at the poll that said so
+    # Polls come every 0.2 s between blocks of at most ~0.1 s of calls (each >= 1 ms here), so a
+    # few hundred calls at most ran, not the 10,000 the point would have timed.
+    assert model.calls < 2_000
 
 
 def test_defaults_are_resolved() -> None:

@@ -66,12 +66,14 @@ class Opener:
 
 def test_a_node_without_nvml_still_reports_its_host() -> None:
     sampler = Sampler("n1", nvml_opener=Opener("NVML library not found"))
+    before = time.time()
     sample = sampler.tick()
+    after = time.time()
     assert sample.node == "n1"
     assert sample.gpus == ()
     assert sample.gpu_status == "no GPU: NVML library not found"
     assert sample.host.memory_total_bytes > 0
-    assert abs(sample.ts - time.time()) < 5
+    assert before <= sample.ts <= after  # wall-clock seconds, taken during the tick
     assert sample.to_json()["gpus"] == []
 
 
@@ -122,33 +124,79 @@ def _run_in_thread(
     return thread, stop
 
 
-def test_run_publishes_at_the_interval_and_stops_promptly() -> None:
+class FakeStop:
+    """The loop's stop event on a fake clock: wait(timeout) moves time on instead of sleeping."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.waits: list[float] = []
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(round(timeout, 9))
+        if not self._set:
+            self.clock.now_s += timeout
+        return self._set
+
+
+def _run_on_fake_clock(
+    publish_s: Callable[[int], float], stop_after: int, raises: bool = False
+) -> tuple[list, FakeStop]:
+    """Run the loop at 0.1 s; publish i takes ``publish_s(i)`` seconds and the stop comes with the
+    ``stop_after``-th publish. Returns (the clock at each publish, the stop event)."""
+    clock = FakeClock()
+    stop = FakeStop(clock)
+    at: list[float] = []
+
+    def publish(sample: NodeSample) -> None:
+        at.append(round(clock.now_s - 1000.0, 9))
+        clock.now_s += publish_s(len(at) - 1)
+        if len(at) == stop_after:
+            stop.set()
+        if raises:
+            raise ConnectionError("broker down")
+
+    Sampler("n1", nvml_opener=Opener(), clock=clock).run(publish, stop, 0.1)  # type: ignore[arg-type]
+    return at, stop
+
+
+def test_run_publishes_at_the_interval_without_drifting_and_stops_at_once() -> None:
+    # Each publish takes 30 ms: the loop waits the rest of the interval, so ticks stay 0.1 s apart.
+    at, stop = _run_on_fake_clock(lambda _i: 0.03, stop_after=6)
+    assert at == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    assert stop.waits[:5] == [0.07] * 5
+    # Set during the sixth publish: the loop's wait on the event returns at once, and no 7th tick.
+    assert len(stop.waits) == 6 and len(at) == 6
+
+
+def test_after_a_stall_missed_ticks_are_dropped_not_fired_in_a_burst() -> None:
+    at, _ = _run_on_fake_clock(lambda i: 0.35 if i == 1 else 0.0, stop_after=5)
+    # The second publish stalls until 0.45: one tick at once, then back on the 0.1 s grid.
+    assert at == [0.0, 0.1, 0.45, 0.5, 0.6]
+
+
+def test_run_stops_when_the_event_is_set_from_another_thread() -> None:
     published: list[NodeSample] = []
     thread, stop = _run_in_thread(Sampler("n1", nvml_opener=Opener()), published.append)
-    time.sleep(0.55)
+    while not published:
+        time.sleep(0.01)
     stop.set()
-    stopped_at = time.monotonic()
-    thread.join(timeout=2)
+    thread.join(timeout=30)
     assert not thread.is_alive()
-    assert time.monotonic() - stopped_at < 0.3
-    # About six ticks at 0.1 s: at least two, and no burst beyond the schedule.
-    assert 2 <= len(published) <= 8
     assert all(s.node == "n1" for s in published)
 
 
 def test_run_survives_a_publisher_that_raises(caplog: pytest.LogCaptureFixture) -> None:
-    calls: list[NodeSample] = []
-
-    def publish(sample: NodeSample) -> None:
-        calls.append(sample)
-        raise ConnectionError("broker down")
-
     with caplog.at_level(logging.ERROR, logger="workers.sampler.loop"):
-        thread, stop = _run_in_thread(Sampler("n1", nvml_opener=Opener()), publish)
-        time.sleep(0.35)
-        stop.set()
-        thread.join(timeout=2)
-    assert len(calls) >= 2
+        at, _ = _run_on_fake_clock(lambda _i: 0.0, stop_after=3, raises=True)
+    assert at == [0.0, 0.1, 0.2]  # every publish raised, and the loop went on
+    assert len([r for r in caplog.records if "failed; carrying on" in r.getMessage()]) == 3
     assert "broker down" in caplog.text
 
 

@@ -29,6 +29,17 @@ def _spin(seconds: float) -> None:
         pass
 
 
+def _spin_cpu(seconds: float) -> None:
+    """Use ``seconds`` of this process's CPU time, however long a busy machine makes that take."""
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+# /proc and psutil count CPU time in clock ticks: a reading may lag the precise time by one tick.
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.fixture
 def busy_child() -> Iterator[subprocess.Popen[bytes]]:
     child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -40,15 +51,23 @@ def busy_child() -> Iterator[subprocess.Popen[bytes]]:
 def test_details_name_the_owner_command_and_memory_of_a_pid() -> None:
     details = ProcessDetails()
     me = os.getpid()
+    cpu0_s, t0_s = time.process_time(), time.monotonic()
     first = details.lookup([me])[me]
     assert first.user == psutil.Process(me).username()
     assert "pytest" in (first.command or "") or "python" in (first.command or "")
     assert first.rss_bytes == pytest.approx(psutil.Process(me).memory_info().rss, rel=0.2)
     assert first.cpu_percent is None  # psutil's first reading is 0.0 by definition, not a measurement
-    cpu0_s, t0_s = time.process_time(), time.monotonic()
+    # psutil measures from the first lookup to the second; bracket both calls with our own readings
+    # so the bounds hold however long the machine keeps this process waiting in between.
+    cpu1_s, t1_s = time.process_time(), time.monotonic()
     _spin(0.2)
-    expected = (time.process_time() - cpu0_s) / (time.monotonic() - t0_s) * 100
-    assert details.lookup([me])[me].cpu_percent == pytest.approx(expected, abs=20)
+    cpu2_s, t2_s = time.process_time(), time.monotonic()
+    second = details.lookup([me])[me].cpu_percent
+    cpu3_s, t3_s = time.process_time(), time.monotonic()
+    slack = 2 * TICK_S / (t2_s - t1_s) * 100 + 1
+    assert second is not None
+    assert (cpu2_s - cpu1_s) / (t3_s - t0_s) * 100 - slack <= second
+    assert second <= (cpu3_s - cpu0_s) / (t2_s - t1_s) * 100 + slack
 
 
 def test_a_pid_that_is_gone_reads_as_all_none() -> None:
@@ -78,7 +97,12 @@ def test_top_table_finds_a_busy_process_and_refreshes_only_every_few_seconds(
     assert rss == sorted(rss, reverse=True)
     assert all(p.command for p in first.by_rss)
 
-    time.sleep(0.3)
+    # At least 0.1 s of the child's CPU time between the scans, however busy the machine: over the
+    # fake 1 s interval that is at least 10% of a core.
+    child = psutil.Process(busy_child.pid)
+    used_s = sum(child.cpu_times()[:2])
+    while sum(child.cpu_times()[:2]) < used_s + 0.1:
+        time.sleep(0.01)
     clock.now_s += 1.0
     table = scanner.current()
     busy = [p for p in table.by_cpu if p.pid == busy_child.pid]
@@ -97,14 +121,20 @@ def test_top_table_finds_a_busy_process_and_refreshes_only_every_few_seconds(
 
 def test_cpu_percent_is_of_one_core_over_the_interval() -> None:
     # Every process listed, so a busy shared machine cannot push this one off the table.
-    scanner = TopProcessScanner(limit=100_000, refresh_s=0.2, first_refresh_s=0.2)
+    clock = FakeClock()
+    scanner = TopProcessScanner(limit=100_000, refresh_s=1.0, first_refresh_s=1.0, clock=clock)
+    cpu0_s = time.process_time()
     scanner.current()
-    cpu0_s, t0_s = time.process_time(), time.monotonic()
-    _spin(0.3)
-    expected = (time.process_time() - cpu0_s) / (time.monotonic() - t0_s) * 100
-    (me,) = [p for p in scanner.current().by_cpu if p.pid == os.getpid()]
-    assert me.cpu_percent == pytest.approx(expected, abs=15)
-    assert expected > 5  # the spin did run
+    cpu1_s = time.process_time()
+    _spin_cpu(0.3)
+    clock.now_s += 1.0  # the scans are one (fake) second apart
+    cpu2_s = time.process_time()
+    table = scanner.current()
+    cpu3_s = time.process_time()
+    (me,) = [p for p in table.by_cpu if p.pid == os.getpid()]
+    # CPU seconds over one second, in percent of one core (not of the machine's cores): ~30%.
+    assert (cpu2_s - cpu1_s - TICK_S) * 100 - 0.1 <= (me.cpu_percent or 0)
+    assert (me.cpu_percent or 0) <= (cpu3_s - cpu0_s + TICK_S) * 100 + 0.1
 
 
 def test_the_portable_scan_agrees_with_the_procfs_one() -> None:

@@ -1,7 +1,7 @@
 """Latency benchmark of one model: a batch-size sweep, then optional concurrency and multi-GPU tests.
 
 Follows torch.utils.benchmark's Timer (warm up, synchronise CUDA before reading results, keep raw
-times, flag IQR/median > 10%) and MLPerf LoadGen's run rules (a minimum count and duration, then
+times, report IQR; a run is flagged unstable when the median's 95% CI is wider than +/-5%) and MLPerf LoadGen's run rules (a minimum count and duration, then
 stop once the median is known to +/-2% at 95% confidence, or when the time budget ends).
 """
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.bench.spec import BenchSpec
-from workers.bench.stats import LatencyStats, iqr, is_unstable, median_ci, summarize
+from workers.bench.stats import LatencyStats, ci_rel_half_width, iqr, is_unstable, median_ci, summarize
 
 
 def _ms(values: tuple[float, ...] | list[float]) -> list[float]:
@@ -57,9 +57,10 @@ class RunTimes:
                 "times_ms": [],
             }
         ci = median_ci(self.times_ms)
+        stats = self.stats
         return {
             "batch_size": self.batch_size,
-            "latency_ms": self.stats.to_json(),
+            "latency_ms": stats.to_json(),
             "throughput_per_s": self.throughput_per_s,
             "iterations": len(self.times_ms),
             "peak_memory_bytes": self.memory.get("peak_memory_bytes"),
@@ -69,6 +70,8 @@ class RunTimes:
             "iqr_ms": iqr(self.times_ms),
             "ci95_low_ms": ci[0] if ci else None,
             "ci95_high_ms": ci[1] if ci else None,
+            "ci95_rel_half_width": ci_rel_half_width(stats.p50, *ci) if ci else None,
+            # The median is not known to +/-5% (stats.UNSTABLE_CI_REL_HALF_WIDTH): too loose for a verdict.
             "unstable": is_unstable(self.times_ms),
             "stop_reason": self.stop_reason,
             "warmup_iterations": self.warmup_iterations,

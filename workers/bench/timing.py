@@ -39,19 +39,32 @@ BlockTimer = Callable[[nn.Module, torch.Tensor, int, int], list[float]]
 Tick = Callable[[str], None]
 
 
-def time_block_cpu(model: nn.Module, x: torch.Tensor, n: int, deadline_ns: int) -> list[float]:
-    """Up to ``n`` forward passes, each timed with the host clock; stops after ``deadline_ns``."""
-    clock = time.perf_counter_ns
-    raw_ns = []
-    append = raw_ns.append
-    for _ in range(n):
-        t0 = clock()
-        model(x)
-        t1 = clock()
-        append(t1 - t0)
-        if t1 >= deadline_ns:
-            break
-    return [t / 1e6 for t in raw_ns]
+# A monotonic clock in integer nanoseconds; time.perf_counter_ns, or a fake one in tests.
+ClockNs = Callable[[], int]
+
+
+def cpu_block_timer(clock_ns: ClockNs = time.perf_counter_ns) -> BlockTimer:
+    """A BlockTimer that times each forward pass with ``clock_ns``. Tests pass a fake clock that the
+    model advances, so which calls were warm-up and which were timed does not depend on the machine."""
+
+    def time_block(model: nn.Module, x: torch.Tensor, n: int, deadline_ns: int) -> list[float]:
+        """Up to ``n`` forward passes, each timed with the host clock; stops after ``deadline_ns``."""
+        clock = clock_ns
+        raw_ns = []
+        append = raw_ns.append
+        for _ in range(n):
+            t0 = clock()
+            model(x)
+            t1 = clock()
+            append(t1 - t0)
+            if t1 >= deadline_ns:
+                break
+        return [t / 1e6 for t in raw_ns]
+
+    return time_block
+
+
+time_block_cpu: BlockTimer = cpu_block_timer()
 
 
 def time_block_cuda(model: nn.Module, x: torch.Tensor, n: int, deadline_ns: int) -> list[float]:
@@ -116,7 +129,13 @@ def _fill(seconds: float, per_iteration_ms: float) -> int:
 
 
 def warm_up(
-    model: nn.Module, x: torch.Tensor, spec: BenchSpec, timer: BlockTimer, deadline_ns: int, tick: Tick
+    model: nn.Module,
+    x: torch.Tensor,
+    spec: BenchSpec,
+    timer: BlockTimer,
+    deadline_ns: int,
+    tick: Tick,
+    clock_ns: ClockNs = time.perf_counter_ns,
 ) -> tuple[int, bool]:
     """Run at least ``spec.warmup_iterations`` untimed-for-the-result passes, in blocks, until two
     consecutive block medians agree within WARMUP_SETTLE_REL or ``deadline_ns`` passes.
@@ -141,14 +160,21 @@ def warm_up(
             and abs(median - previous) <= WARMUP_SETTLE_REL * previous
         ):
             return done, True
-        if time.perf_counter_ns() >= deadline_ns:
+        if clock_ns() >= deadline_ns:
             return done, False
         previous = median
         block_n = max(block_n, _fill(WARMUP_BLOCK_MIN_S, median))
 
 
 def time_point(
-    model: nn.Module, x: torch.Tensor, spec: BenchSpec, timer: BlockTimer, tick: Tick
+    model: nn.Module,
+    x: torch.Tensor,
+    spec: BenchSpec,
+    timer: BlockTimer,
+    tick: Tick,
+    *,
+    clock_ns: ClockNs = time.perf_counter_ns,
+    cpu_clock_ns: ClockNs = time.thread_time_ns,
 ) -> PointTimes:
     """Warm up, then time until the stopping rule or a cap ends the point.
 
@@ -156,28 +182,29 @@ def time_point(
     of timing, and the 95% CI of the median lies within +/-2% of it; else "max_iterations" at
     ``spec.max_iterations``; else "time_budget" when ``spec.time_budget_s`` (warm-up included) ends.
     At least one iteration is always timed. ``tick(phase)`` is called between blocks with "warm-up"
-    or "timing" (progress reports; it raises to cancel).
+    or "timing" (progress reports; it raises to cancel). ``clock_ns`` (wall) and ``cpu_clock_ns``
+    (this thread's CPU time) drive the deadlines and durations; ``timer`` should read the same clock.
     """
     assert spec.max_iterations is not None and spec.min_duration_s is not None  # resolved by BenchSpec
     on_cuda = timer is time_block_cuda
     timer = _without_gc(timer)
-    started_ns = time.perf_counter_ns()
+    started_ns = clock_ns()
     budget_ns = int(spec.time_budget_s * 1e9)
     deadline_ns = started_ns + budget_ns
     warmup_n, settled = warm_up(
-        model, x, spec, timer, started_ns + int(budget_ns * WARMUP_BUDGET_FRACTION), tick
+        model, x, spec, timer, started_ns + int(budget_ns * WARMUP_BUDGET_FRACTION), tick, clock_ns
     )
 
     times: list[float] = []
-    cpu_from_ns = time.thread_time_ns()
-    timed_from_ns = time.perf_counter_ns()
+    cpu_from_ns = cpu_clock_ns()
+    timed_from_ns = clock_ns()
     min_duration_ns = int(spec.min_duration_s * 1e9)
     block_n = 1
     while True:
         block_n = min(block_n, spec.max_iterations - len(times))
         times.extend(timer(model, x, block_n, deadline_ns))
         tick("timing")
-        now_ns = time.perf_counter_ns()
+        now_ns = clock_ns()
         if (
             len(times) >= spec.iterations
             and now_ns - timed_from_ns >= min_duration_ns
@@ -192,16 +219,14 @@ def time_point(
             reason = "time_budget"
             break
         block_n = _fill(CHECK_INTERVAL_S, _median(times[-block_n:]))
-    timed_ns = time.perf_counter_ns() - timed_from_ns
+    timed_ns = clock_ns() - timed_from_ns
     return PointTimes(
         times_ms=tuple(times),
         stop_reason=reason,
         warmup_iterations=warmup_n,
         warmup_settled=settled,
         timed_s=timed_ns / 1e9,
-        off_cpu_fraction=None
-        if on_cuda
-        else _off_cpu_fraction(time.thread_time_ns() - cpu_from_ns, timed_ns),
+        off_cpu_fraction=None if on_cuda else _off_cpu_fraction(cpu_clock_ns() - cpu_from_ns, timed_ns),
     )
 
 

@@ -23,7 +23,7 @@ class Sampler:
     When NVML cannot be opened the reason becomes ``gpu_status`` ("no GPU: no driver"), and
     opening is retried at most every ``nvml_retry_s`` seconds, because a driver can be
     installed or reloaded while the node keeps running. ``clock`` (monotonic seconds) times
-    those retries and exists so tests can move time.
+    those retries and the ``run`` schedule, and exists so tests can move time.
     """
 
     def __init__(
@@ -114,17 +114,18 @@ class Sampler:
         """
         if not 0.1 <= interval_s <= 10:
             raise ValueError(f"interval_s must be between 0.1 and 10 seconds, not {interval_s}")
-        deadline = time.monotonic()
+        # The schedule reads the same clock as the NVML retries, so tests can run it without sleeping.
+        deadline = self._clock()
         while not stop.is_set():
             try:
                 publish(self.tick())
             except Exception:
                 log.exception("publishing a sample of node %s failed; carrying on", self.node_name)
             deadline += interval_s
-            late_s = time.monotonic() - deadline
+            late_s = self._clock() - deadline
             if late_s > interval_s:
                 deadline += math.floor(late_s / interval_s) * interval_s
-            stop.wait(max(0.0, deadline - time.monotonic()))
+            stop.wait(max(0.0, deadline - self._clock()))
 
     def close(self) -> None:
         """Release NVML."""
