@@ -3,6 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from dashboard.models import ApiToken, Job, Node
+from dashboard.templatetags.job_labels import stop_reason_label
 
 
 @admin.register(Node)
@@ -40,7 +41,7 @@ class JobAdmin(admin.ModelAdmin):
                     _figure(run["p99_ms"], 3),
                     _figure(run["throughput_per_s"], 1),
                     run["iterations"] if run["iterations"] is not None else "–",
-                    run["error"] or run["stop_reason"] or "",
+                    run["error"] or stop_reason_label(run["stop_reason"]),
                 )
                 for run in summary["runs"]
             ),

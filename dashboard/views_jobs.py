@@ -61,7 +61,9 @@ def job_header(job: Job) -> dict:
     return {
         "iterations_ran": iterations_ran(result),
         "threads": threads_of(job.params, result),
-        # What the harness resolved (defaults filled in) once there is a result, else what was asked.
-        "param_rows": labelled(spec or (job.params if isinstance(job.params, dict) else {}), PARAM_LABELS),
+        # What was asked, overlaid with what the harness resolved (defaults filled in) once it ran.
+        "param_rows": labelled(
+            {**(job.params if isinstance(job.params, dict) else {}), **(spec or {})}, PARAM_LABELS
+        ),
         "env_rows": labelled(result.get("env") if isinstance(result.get("env"), dict) else {}, ENV_LABELS),
     }

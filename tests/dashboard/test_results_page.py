@@ -78,7 +78,7 @@ class ResultPartialTestCase(BaseTestCase):
             self.assertIn(f">{figure}<", first, figure)
         self.assertIn(">321<", first)
         self.assertIn("3.0\xa0MB", first)
-        self.assertIn("time_budget", first)
+        self.assertIn(">time budget ended<", first, "the stop reason in words")
         self.assertNotIn("unstable", first)
         self.assertRegex(first, r'data-metric="p50"[^>]*>0\.250<')
         self.assertRegex(first, r'data-metric="throughput">4000\.0<')
