@@ -163,7 +163,9 @@ class JobPageTestCase(BaseTestCase):
         self.assertEqual(self.client.post("/jobs/999999/cancel/").status_code, 404)
         download = self.client.get("/jobs/999999/result.json")
         self.assertEqual((download.status_code, download.json()), (404, {"error": "job 999999 not found"}))
-        self.assertContains(self.client.get("/jobs/999999/result.csv"), "job 999999 not found", status_code=404)
+        self.assertContains(
+            self.client.get("/jobs/999999/result.csv"), "job 999999 not found", status_code=404
+        )
 
 
 class AdminJobPageTestCase(BaseTestCase):
