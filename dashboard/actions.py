@@ -62,6 +62,17 @@ def do_finish_job(job_id: int, status: str, *, result: dict | None = None, error
     return job
 
 
+def do_finish_cancelled_job(job_id: int, result: dict | None) -> Job:
+    """The worker stopped a cancelled job: keep the points it measured before the stop (``result``
+    marked partial) even though the job was already marked cancelled by do_cancel_job."""
+    job = do_finish_job(job_id, JobStatus.CANCELLED, result=result, error="cancelled")
+    if result is not None and job.status == JobStatus.CANCELLED and job.result is None:
+        Job.objects.filter(pk=job_id, status=JobStatus.CANCELLED, result__isnull=True).update(result=result)
+        job = Job.objects.get(pk=job_id)
+        live.push_job(job)  # the page shows the kept points
+    return job
+
+
 class JobAlreadyFinished(ValueError):
     """Cancelling a job that has already ended."""
 

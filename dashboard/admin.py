@@ -1,6 +1,9 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from dashboard.models import ApiToken, Job, Node
+from dashboard.templatetags.job_labels import stop_reason_label
 
 
 @admin.register(Node)
@@ -13,7 +16,45 @@ class NodeAdmin(admin.ModelAdmin):
 class JobAdmin(admin.ModelAdmin):
     list_display = ["id", "kind", "model_name", "status", "progress_percent", "node_name", "created_at"]
     list_filter = ["kind", "status", "node_name"]
-    readonly_fields = ["result", "error", "celery_task_id", "worker_hostname"]
+    # The raw result (up to 10,000 times per batch size) made this page 18,588 px tall: show a
+    # summary, and link the full result's download instead.
+    exclude = ["result"]
+    readonly_fields = ["result_summary", "error", "celery_task_id", "worker_hostname"]
+
+    def get_queryset(self, request):
+        # The list never shows the result: leave the big JSON in the database (the change page
+        # loads it when the summary asks).
+        return super().get_queryset(request).defer("result")
+
+    @admin.display(description="Result")
+    def result_summary(self, job: Job) -> str:
+        summary = job.result_summary
+        if summary is None:
+            return "–"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    run["batch_size"],
+                    _figure(run["p50_ms"], 3),
+                    _figure(run["p99_ms"], 3),
+                    _figure(run["throughput_per_s"], 1),
+                    run["iterations"] if run["iterations"] is not None else "–",
+                    run["error"] or stop_reason_label(run["stop_reason"]),
+                )
+                for run in summary["runs"]
+            ),
+        )
+        return format_html(
+            "{}<table><thead><tr><th>Batch</th><th>p50 ms</th><th>p99 ms</th><th>Throughput /s</th>"
+            "<th>Iterations</th><th>Stopped / error</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">Full result (JSON, raw times included)</a> · <a href="{}">job page</a></p>',
+            "Partial result. " if summary["partial"] else "",
+            rows,
+            reverse("dashboard:job-result-json", args=[job.pk]),
+            reverse("dashboard:job", args=[job.pk]),
+        )
 
 
 @admin.register(ApiToken)
@@ -24,3 +65,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+def _figure(value: float | None, places: int) -> str:
+    return "–" if value is None else f"{value:.{places}f}"

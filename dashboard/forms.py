@@ -63,16 +63,32 @@ class BenchmarkForm(forms.Form):
         max_value=MAX_ITERATIONS,
         initial=200,
         label="Iterations (minimum)",
+        error_messages={
+            "max_value": "At most %(limit_value)s iterations.",
+            "min_value": "At least %(limit_value)s iteration.",
+        },
         help_text="timing goes on until the median is known within ±2% or the time budget ends",
     )
     precision = forms.ChoiceField(
         choices=[("fp32", "fp32"), ("bf16", "bf16"), ("fp16", "fp16")], initial="fp32"
     )
     threads = forms.IntegerField(
-        min_value=1, max_value=512, required=False, help_text="CPU threads; empty: all cores"
+        min_value=1,
+        max_value=512,
+        required=False,
+        label="CPU threads",
+        help_text="empty: all cores",
+        error_messages={"max_value": "At most %(limit_value)s threads.", "min_value": "At least 1 thread."},
     )
     time_budget_s = forms.FloatField(
-        min_value=0.1, max_value=3600, initial=10, label="Time budget per batch size (s)"
+        min_value=0.1,
+        max_value=3600,
+        initial=10,
+        label="Time budget per batch size (s)",
+        error_messages={
+            "max_value": "At most %(limit_value)s s (one hour).",
+            "min_value": "At least %(limit_value)s s.",
+        },
     )
     concurrency = IntegerListField(
         required=False, label="Concurrency sweep", help_text="optional: client threads, e.g. 1, 2, 4, 8"
@@ -102,5 +118,42 @@ class BenchmarkForm(forms.Form):
         try:
             _, _, data["params"], data["node"] = validate_submission("benchmark", data["model"], params, node)
         except InvalidJob as exc:
-            raise forms.ValidationError(str(exc)) from None
+            # Each problem beside the field it is about; what no field owns goes above the form.
+            for field, message in exc.problems:
+                self.add_error(FORM_FIELD_OF.get(field), message)
         return data
+
+    @classmethod
+    def initial_from_job(cls, job) -> dict:
+        """The form filled in as ``job`` was submitted ("Run again")."""
+        params = job.params if isinstance(job.params, dict) else {}
+
+        def listed(key: str) -> str:
+            values = params.get(key)
+            return ", ".join(str(v) for v in values) if isinstance(values, list) else ""
+
+        initial = {
+            "model": job.model_name,
+            "target": f"{job.target_node}|{params.get('device', 'cpu')}",
+            "batch_sizes": listed("batch_sizes"),
+            "concurrency": listed("concurrency"),
+        }
+        for key in ("iterations", "precision", "threads", "time_budget_s"):
+            if params.get(key) is not None:
+                initial[key] = params[key]
+        return initial
+
+
+# Where a problem found by validate_submission is shown on the form.
+FORM_FIELD_OF = {
+    "model": "model",
+    "node": "target",
+    "device": "target",
+    "devices": "target",
+    "batch_sizes": "batch_sizes",
+    "iterations": "iterations",
+    "precision": "precision",
+    "threads": "threads",
+    "time_budget_s": "time_budget_s",
+    "concurrency": "concurrency",
+}

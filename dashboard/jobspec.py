@@ -31,7 +31,27 @@ PARAMS_BY_KIND: dict[str, type[BaseModel]] = {"benchmark": BenchmarkParams}
 
 
 class InvalidJob(ValueError):
-    """A submission we refuse, with a message fit to show the user as is."""
+    """A submission we refuse, with a message fit to show the user as is.
+
+    ``problems`` are (field, message) pairs, field being a params key ("batch_sizes"), "model",
+    "node" or "" when no one field is to blame; the web form shows each beside its field."""
+
+    def __init__(self, message: str, field: str = "", problems: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [(field, message)]
+
+
+# What the user calls each parameter: one value of a list field, and the list itself.
+FIELD_LABELS = {
+    "batch_sizes": ("Batch size", "Batch sizes"),
+    "iterations": ("Iterations", "Iterations"),
+    "device": ("Device", "Device"),
+    "precision": ("Precision", "Precision"),
+    "threads": ("Threads", "Threads"),
+    "time_budget_s": ("Time budget (s)", "Time budget (s)"),
+    "concurrency": ("Concurrency", "Concurrency sweep"),
+    "devices": ("GPU", "GPUs"),
+}
 
 
 def validate_submission(
@@ -42,9 +62,9 @@ def validate_submission(
     node "" means any node (CPU jobs only); a named node must be registered, and a GPU job's
     device must be one of that node's GPUs."""
     if not isinstance(kind, str) or kind not in PARAMS_BY_KIND:
-        raise InvalidJob(f"unknown job kind {kind!r}; known kinds: {', '.join(PARAMS_BY_KIND)}")
+        raise InvalidJob(f"unknown job kind {kind!r}; known kinds: {', '.join(PARAMS_BY_KIND)}", "kind")
     if not isinstance(model, str):
-        raise InvalidJob("model must be a zoo name or a registered model's name[@version]")
+        raise InvalidJob("model must be a zoo name or a registered model's name[@version]", "model")
     if model not in zoo.ZOO:
         model = resolve_registered(model)
     if params is None:
@@ -54,7 +74,8 @@ def validate_submission(
     try:
         parsed = PARAMS_BY_KIND[kind].model_validate(params)
     except ValidationError as exc:
-        raise InvalidJob(describe_validation_error(exc, prefix="params")) from None
+        problems = describe_problems(exc)
+        raise InvalidJob("; ".join(message for _, message in problems), problems=problems) from None
     params = parsed.model_dump(exclude_none=True)
     if params["devices"] and params["device"] == "cpu":
         params["device"] = params["devices"][0]  # a multi-GPU job is queued on its first GPU
@@ -72,7 +93,7 @@ def _check_runnable(params: dict, node: str) -> None:
     try:
         BenchSpec.from_params(params).check_supported(cuda_device_count=len(gpus))
     except ValueError as exc:
-        raise InvalidJob(f"params: {exc}") from None
+        raise InvalidJob(str(exc), "device") from None
 
 
 def resolve_registered(text: str) -> str:
@@ -83,21 +104,22 @@ def resolve_registered(text: str) -> str:
     versions = ModelVersion.objects.filter(model__name=name).order_by("-version")
     if not versions.exists():
         raise InvalidJob(
-            f"unknown model {text!r}; known models: {', '.join(zoo.names())}, or a registered model's name[@version]"
+            f"unknown model {text!r}; known models: {', '.join(zoo.names())}, or a registered model's name[@version]",
+            "model",
         )
     if wanted:
         if not wanted.isdigit():
-            raise InvalidJob(f"model {text!r}: the version after @ must be a number")
+            raise InvalidJob(f"model {text!r}: the version after @ must be a number", "model")
         version = versions.filter(version=int(wanted)).first()
         if version is None:
-            raise InvalidJob(f"model {name!r} has no version {wanted}")
+            raise InvalidJob(f"model {name!r} has no version {wanted}", "model")
         if version.status != ModelVersionStatus.READY:
             reason = f": {version.status_reason}" if version.status_reason else ""
-            raise InvalidJob(f"model {name}@{wanted} is {version.status}{reason}")
+            raise InvalidJob(f"model {name}@{wanted} is {version.status}{reason}", "model")
     else:
         version = versions.filter(status=ModelVersionStatus.READY).first()
         if version is None:
-            raise InvalidJob(f"model {name!r} has no version ready to run yet")
+            raise InvalidJob(f"model {name!r} has no version ready to run yet", "model")
     return f"{name}@{version.version}"
 
 
@@ -106,14 +128,14 @@ def validate_target(node: object, device: str) -> str:
 
     if node in (None, ""):
         if device != "cpu":
-            raise InvalidJob(f"device {device!r} needs a node: say which node's GPU to use")
+            raise InvalidJob(f"device {device!r} needs a node: say which node's GPU to use", "node")
         return ""
     if not isinstance(node, str):
-        raise InvalidJob("node must be a node name")
+        raise InvalidJob("node must be a node name", "node")
     registered = Node.objects.filter(name=node).first()
     if registered is None:
         known = ", ".join(Node.objects.values_list("name", flat=True)) or "none yet"
-        raise InvalidJob(f"unknown node {node!r}; known nodes: {known}")
+        raise InvalidJob(f"unknown node {node!r}; known nodes: {known}", "node")
     if device != "cpu":
         if registered.info.get("simulated"):
             raise InvalidJob(f"node {node}'s GPUs are simulated; run on its CPU or on a real GPU node")
@@ -121,14 +143,53 @@ def validate_target(node: object, device: str) -> str:
         indices = [gpu.get("index") for gpu in registered.info.get("gpus", [])]
         if index not in indices:
             has = f"GPUs {', '.join(map(str, indices))}" if indices else "no GPU"
-            raise InvalidJob(f"node {node!r} has no GPU {index} (it has {has})")
+            raise InvalidJob(f"node {node!r} has no GPU {index} (it has {has})", "node")
     return node
 
 
-def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
-    """One readable line per problem, e.g. "params.batch_sizes.0: Input should be less than or equal to 4096"."""
-    lines = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in ((prefix,) if prefix else ()) + tuple(error["loc"]))
-        lines.append(f"{where}: {error['msg']}" if where else error["msg"])
-    return "; ".join(lines)
+def describe_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """(params key, human message) per problem, e.g. ("batch_sizes", "Batch size 5000 is too large: at most 4096")."""
+    return [_describe_one(error) for error in exc.errors()]
+
+
+def _describe_one(error) -> tuple[str, str]:
+    loc = tuple(error["loc"])
+    field = str(loc[0]) if loc else ""
+    one, many = FIELD_LABELS.get(field, (field, field))
+    # An error on one value of a list ("batch_sizes", 0) names the value; on the list itself, the list.
+    label = one if len(loc) > 1 else many
+    value, ctx, kind = error.get("input"), error.get("ctx") or {}, error["type"]
+    shown = repr(value) if isinstance(value, str) else str(value)
+    if kind == "less_than_equal":
+        return field, f"{label} {shown} is too large: at most {_num(ctx['le'])}"
+    if kind == "less_than":
+        return field, f"{label} {shown} is too large: it must be under {_num(ctx['lt'])}"
+    if kind == "greater_than_equal":
+        return field, f"{label} {shown} is too small: at least {_num(ctx['ge'])}"
+    if kind == "greater_than":
+        return field, f"{label} {shown} is too small: it must be more than {_num(ctx['gt'])}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return field, f"{label} must be a whole number, not {shown}"
+    if kind in ("float_type", "float_parsing"):
+        return field, f"{label} must be a number, not {shown}"
+    if kind == "list_type":
+        return field, f"{label} must be a list, e.g. [1, 8, 32], not {shown}"
+    if kind == "too_short":
+        return field, f"{label}: give at least {ctx['min_length']} value(s)"
+    if kind == "too_long":
+        return field, f"{label}: at most {ctx['max_length']} values, not {ctx['actual_length']}"
+    if kind == "literal_error":
+        return field, f"{label} must be {ctx['expected'].replace(chr(39), '')}, not {shown}"
+    if kind == "string_pattern_mismatch":
+        expected = '"cuda:N"' if field == "devices" else '"cpu" or "cuda:N"'
+        return field, f"{label} must be {expected}, not {shown}"
+    if kind == "extra_forbidden":
+        known = ", ".join(FIELD_LABELS)
+        return "", f"unknown parameter {field!r}; known parameters: {known}"
+    if kind == "missing":
+        return field, f"{label} is required"
+    return field, f"{label}: {error['msg']}" if field else error["msg"]
+
+
+def _num(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

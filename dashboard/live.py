@@ -57,6 +57,7 @@ def push(topic: str, payload: dict) -> None:
 
 
 def push_job(job) -> None:
-    payload = {"type": "job", "job": job.to_json()}
+    # The summary, not the full result: raw times (up to 10,000 per batch size) stay out of pushes.
+    payload = {"type": "job", "job": job.summary_json()}
     push(f"job:{job.pk}", payload)
     push("jobs", payload)

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from dashboard.actions import JobAlreadyFinished, do_cancel_job, do_submit_job
 from dashboard.forms import BenchmarkForm
 from dashboard.models import Job, Node
+from dashboard.views_jobs import job_header, jobs_list_page
 
 
 @login_required
@@ -32,30 +33,46 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def benchmark(request: HttpRequest) -> HttpResponse:
-    form = BenchmarkForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        job = do_submit_job(request.user, "benchmark", data["model"], data["params"], data["node"])
-        return redirect("dashboard:job", job_id=job.pk)
-    status = 400 if request.method == "POST" else 200
-    return render(request, "dashboard/benchmark.html", {"form": form}, status=status)
+    """The benchmark form; ``?from=<job id>`` fills it in as that job was submitted ("Run again")."""
+    if request.method == "POST":
+        form = BenchmarkForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            job = do_submit_job(request.user, "benchmark", data["model"], data["params"], data["node"])
+            return redirect("dashboard:job", job_id=job.pk)
+        return render(request, "dashboard/benchmark.html", {"form": form}, status=400)
+    source = request.GET.get("from", "")
+    again = Job.objects.filter(pk=int(source)).first() if source.isdigit() else None
+    form = BenchmarkForm(initial=BenchmarkForm.initial_from_job(again) if again else None)
+    return render(request, "dashboard/benchmark.html", {"form": form, "again": again})
 
 
 @login_required
 def jobs(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/jobs.html", {"jobs": Job.objects.prefetch_related("regressions")[:100]})
+    return jobs_list_page(request)
+
+
+def _job_or_404_page(request: HttpRequest, job_id: int) -> Job | HttpResponse:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return render(request, "dashboard/job_404.html", {"job_id": job_id}, status=404)
+    return job
 
 
 @login_required
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = get_object_or_404(Job, pk=job_id)
-    return render(request, "dashboard/job.html", {"job": job})
+    job = _job_or_404_page(request, job_id)
+    if isinstance(job, HttpResponse):
+        return job
+    return render(request, "dashboard/job.html", {"job": job, **job_header(job)})
 
 
 @login_required
 @require_POST
 def cancel_job(request: HttpRequest, job_id: int) -> HttpResponse:
-    get_object_or_404(Job, pk=job_id)
+    job = _job_or_404_page(request, job_id)
+    if isinstance(job, HttpResponse):
+        return job
     with contextlib.suppress(JobAlreadyFinished):  # ended meanwhile: the page shows how
         do_cancel_job(job_id, request.user)
     return redirect("dashboard:job", job_id=job_id)
@@ -63,9 +80,9 @@ def cancel_job(request: HttpRequest, job_id: int) -> HttpResponse:
 
 @login_required
 def job_result_fragment(request: HttpRequest, job_id: int) -> HttpResponse:
-    """The result part of the job page, fetched once when the WebSocket says the job ended."""
+    """The result part of the job page, fetched when the WebSocket says the job ended."""
     job = get_object_or_404(Job, pk=job_id)
-    return render(request, "dashboard/_job_result.html", {"job": job})
+    return render(request, "dashboard/_job_result.html", {"job": job, **job_header(job)})
 
 
 @never_cache

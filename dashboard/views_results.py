@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from dashboard.models import Job
@@ -27,7 +27,9 @@ def _no_result(job: Job) -> str:
 @require_GET
 def job_result_json(request: HttpRequest, job_id: int) -> HttpResponse:
     """Job.result as stored, the same object as GET /api/jobs/<id> -> result; 404 before there is one."""
-    job = get_object_or_404(Job, pk=job_id)
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return JsonResponse({"error": f"job {job_id} not found"}, status=404)
     if job.result is None:
         return JsonResponse({"error": _no_result(job)}, status=404)
     response = JsonResponse(job.result, json_dumps_params={"indent": 1})
@@ -39,7 +41,9 @@ def job_result_json(request: HttpRequest, job_id: int) -> HttpResponse:
 @require_GET
 def job_result_csv(request: HttpRequest, job_id: int) -> HttpResponse:
     """One row per run (dashboard.results.export.CSV_COLUMNS), as a download; 404 before there is a result."""
-    job = get_object_or_404(Job, pk=job_id)
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return HttpResponse(f"job {job_id} not found", status=404, content_type="text/plain; charset=utf-8")
     if job.result is None:
         return HttpResponse(_no_result(job), status=404, content_type="text/plain; charset=utf-8")
     response = HttpResponse(result_csv(job), content_type="text/csv; charset=utf-8")

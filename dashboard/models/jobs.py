@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -64,8 +67,29 @@ class Job(models.Model):
         verdicts = {row.verdict for row in self.regressions.all()}
         return next((v for v in ("regression", "inconclusive") if v in verdicts), "")
 
-    def to_json(self) -> dict:
-        """The job as GET /api/jobs/<id> and the WebSocket show it."""
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to end (or to now while running); None before it started."""
+        if self.started_at is None:
+            return None
+        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
+
+    @property
+    def queued_s(self) -> float | None:
+        """Seconds it waited in the queue before a worker took it."""
+        return (self.started_at - self.created_at).total_seconds() if self.started_at else None
+
+    @cached_property
+    def result_summary(self) -> dict[str, Any] | None:
+        from dashboard.results.summary import summarize
+
+        return summarize(self.result)
+
+    @property
+    def is_partial(self) -> bool:
+        return bool(self.result_summary and self.result_summary["partial"])
+
+    def _common_json(self) -> dict[str, Any]:
         return {
             "id": self.pk,
             "kind": self.kind,
@@ -74,20 +98,40 @@ class Job(models.Model):
             "status": self.status,
             "progress": round(self.progress_percent, 1),
             "step": self.step,
-            "log": self.log,
-            "result": self.result,
             "error": self.error or None,
             # "regressions" keeps its meaning (flagged batch sizes); "verdicts" has every comparison.
             "regressions": [row.to_json() for row in self.regressions.all() if row.verdict == "regression"],
             "verdicts": [row.to_json() for row in self.regressions.all()],
             "node": self.node_name or None,
-            "worker_pid": self.worker_pid,
             "target_node": self.target_node or None,
             "created_at": _iso(self.created_at),
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
+            "duration_s": _round(self.duration_s),
+            "partial": self.is_partial,
         }
+
+    def to_json(self, *, raw_times: bool = True) -> dict[str, Any]:
+        """The job as GET /api/jobs/<id> shows it: the full result, with each run's raw
+        ``times_ms`` unless ``raw_times`` is false."""
+        from dashboard.results.summary import without_raw_times
+
+        return {
+            **self._common_json(),
+            "log": self.log,
+            "worker_pid": self.worker_pid,
+            "result": self.result if raw_times else without_raw_times(self.result),
+        }
+
+    def summary_json(self) -> dict[str, Any]:
+        """The job as lists show it (GET /api/jobs, the WebSocket): per point p50/p99, throughput,
+        error and stop reason, and a headline; no raw times and no log."""
+        return {**self._common_json(), "result": self.result_summary}
 
 
 def _iso(moment) -> str | None:
     return moment.isoformat() if moment else None
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)

@@ -64,21 +64,31 @@ class SubmitJobTestCase(BaseTestCase):
 
     def test_it_rejects_batch_sizes_out_of_range(self):
         self.assert_rejected(
-            {**GOOD, "params": {"batch_sizes": [0]}}, "batch_sizes.0", "greater than or equal to 1"
+            {**GOOD, "params": {"batch_sizes": [0]}}, "Batch size 0 is too small: at least 1"
         )
-        self.assert_rejected({**GOOD, "params": {"batch_sizes": [4097]}}, "less than or equal to 4096")
-        self.assert_rejected({**GOOD, "params": {"batch_sizes": []}}, "batch_sizes")
+        self.assert_rejected(
+            {**GOOD, "params": {"batch_sizes": [8, 5000]}}, "Batch size 5000 is too large: at most 4096"
+        )
+        self.assert_rejected({**GOOD, "params": {"batch_sizes": []}}, "Batch sizes: give at least 1")
+
+    def test_range_errors_read_like_sentences_not_validator_output(self):
+        response = self.post({**GOOD, "params": {"batch_sizes": [5000]}}, **self.bearer())
+        self.assertEqual(response.json(), {"error": "Batch size 5000 is too large: at most 4096"})
 
     def test_it_rejects_iterations_out_of_range(self):
-        self.assert_rejected({**GOOD, "params": {"iterations": 0}}, "iterations")
-        self.assert_rejected({**GOOD, "params": {"iterations": 100_001}}, "less than or equal to 100000")
+        self.assert_rejected({**GOOD, "params": {"iterations": 0}}, "Iterations 0 is too small: at least 1")
+        self.assert_rejected(
+            {**GOOD, "params": {"iterations": 100_001}}, "Iterations 100001 is too large: at most 100000"
+        )
 
     def test_it_rejects_wrongly_typed_params(self):
-        self.assert_rejected({**GOOD, "params": {"iterations": "many"}}, "iterations")
-        self.assert_rejected({**GOOD, "params": {"batch_sizes": 32}}, "batch_sizes")
-        self.assert_rejected({**GOOD, "params": {"warp_speed": 9, "batch_sizes": [1]}}, "warp_speed")
-        self.assert_rejected({**GOOD, "params": {"precision": "fp8"}}, "precision")
-        self.assert_rejected({**GOOD, "params": {"concurrency": [0]}}, "concurrency")
+        self.assert_rejected({**GOOD, "params": {"iterations": "many"}}, "Iterations must be a whole number")
+        self.assert_rejected({**GOOD, "params": {"batch_sizes": 32}}, "Batch sizes must be a list")
+        self.assert_rejected(
+            {**GOOD, "params": {"warp_speed": 9, "batch_sizes": [1]}}, "unknown parameter 'warp_speed'"
+        )
+        self.assert_rejected({**GOOD, "params": {"precision": "fp8"}}, "Precision must be fp32, fp16 or bf16")
+        self.assert_rejected({**GOOD, "params": {"concurrency": [0]}}, "Concurrency 0 is too small")
 
     def test_it_rejects_malformed_json(self):
         self.assert_rejected('{"kind": "benchmark", ', "malformed JSON")
@@ -159,7 +169,7 @@ class RoutingTestCase(BaseTestCase):
             (None, "cuda:0", "needs a node"),
             ("gpu-node-1", "cuda:0", "node 'gpu-node-1' has no GPU 0 (it has no GPU)"),
             ("gpu-node-2", "cuda:7", "has no GPU 7 (it has GPUs 0, 1)"),
-            ("gpu-node-2", "tpu:0", "params.device"),
+            ("gpu-node-2", "tpu:0", 'Device must be "cpu" or "cuda:N", not \'tpu:0\''),
         ]:
             response = self.submit(node=node, device=device)
             self.assertEqual(response.status_code, 400, (node, device))

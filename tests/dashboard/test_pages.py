@@ -76,20 +76,31 @@ class BenchmarkFormTestCase(BaseTestCase):
     def test_it_rejects_bad_input_with_400_and_stores_nothing(self):
         for fields, message in [
             ({"model": "Nope"}, "Select a valid choice"),
-            ({"batch_sizes": "0"}, "greater than or equal to 1"),
-            ({"batch_sizes": "8, 4097"}, "less than or equal to 4096"),
+            ({"batch_sizes": "0"}, "Batch size 0 is too small: at least 1"),
+            ({"batch_sizes": "8, 4097"}, "Batch size 4097 is too large: at most 4096"),
             ({"batch_sizes": "8, lots"}, "whole numbers separated by commas"),
             ({"batch_sizes": ""}, "This field is required"),
             ({"precision": "fp8"}, "Select a valid choice"),
-            ({"concurrency": "0"}, "concurrency"),
-            ({"iterations": 100_001}, "less than or equal to 100000"),
+            ({"concurrency": "0"}, "Concurrency 0 is too small: at least 1"),
+            ({"iterations": 100_001}, "At most 100000 iterations."),
             ({"iterations": "x"}, "Enter a whole number"),
         ]:
             response = self.submit(**fields)
-            self.assertContains(response, message, status_code=400)
+            self.assertEqual(response.status_code, 400)
+            field = next(iter(fields))
+            self.assertIn(message, field_error(response, field), fields)
+            self.assertNotContains(response, 'id="form-errors"', status_code=400)
         self.assertFalse(Job.objects.exists())
 
     def test_it_routes_to_the_chosen_node(self):
         self.submit(target="gpu-node-1|cpu")
         self.assertEqual(Job.objects.get().queue, "node.gpu-node-1.cpu")
         self.assertContains(self.client.get("/benchmark/"), "gpu-node-1 · CPU")
+
+
+def field_error(response, field: str) -> str:
+    """The text of the error shown beside ``field`` on the benchmark form ("" if none)."""
+    import re
+
+    found = re.search(rf'data-field="{field}"[^>]*>(.*?)</div>', response.content.decode(), re.S)
+    return re.sub(r"<[^>]+>", "", found.group(1)) if found else ""

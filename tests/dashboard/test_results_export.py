@@ -26,7 +26,7 @@ RESULT = {
                 "min": 0.1,
                 "max": 0.9,
             },
-            "throughput_per_s": 8100.5,
+            "throughput_per_s": 8100.523456789,
             "iterations": 400,
             "peak_memory_bytes": 1048576,
             "iqr_ms": 0.02,
@@ -39,6 +39,17 @@ RESULT = {
         {"batch_size": 4096, "error": 'out of memory at batch 4096, "cap" 2 GiB'},
         # A run from an older harness: only the figures it knew about.
         {"batch_size": 8, "latency_ms": {"p50": 1.5}, "throughput_per_s": 5333.3},
+    ],
+    "concurrency_runs": [
+        {
+            "concurrency": 4,
+            "batch_size": 1,
+            "requests": 900,
+            "requests_per_s": 450.123456,
+            "latency_ms": {"p50": 8.87654321, "p90": 9.5, "p95": 9.7, "p99": 12.25, "max": 20.0},
+            "error": None,
+        },
+        {"concurrency": 8, "batch_size": 1, "requests": 0, "error": "out of memory at concurrency 8"},
     ],
     "env": {"torch_version": "2.13.0", "threads": 2},
     "spec": {"batch_sizes": [1, 4096, 8], "device": "cpu", "precision": "bf16"},
@@ -75,7 +86,7 @@ class ResultExportTestCase(BaseTestCase):
             response["Content-Disposition"], f'attachment; filename="perfmon-job-{self.job.pk}.csv"'
         )
         rows = list(csv.DictReader(io.StringIO(response.content.decode())))
-        self.assertEqual(len(rows), 3)
+        self.assertEqual(len(rows), 5, "3 batch sizes, then 2 concurrency levels")
         first = rows[0]
         self.assertEqual(first["job_id"], str(self.job.pk))
         self.assertEqual(first["model"], "SimpleModel")
@@ -83,9 +94,11 @@ class ResultExportTestCase(BaseTestCase):
         self.assertEqual(first["device"], "cpu")
         self.assertEqual(first["precision"], "bf16", "the harness's spec says what really ran")
         self.assertEqual(first["batch_size"], "1")
-        self.assertEqual(float(first["p50_ms"]), 0.123456789, "full precision, not the page's 3 decimals")
+        self.assertEqual(first["threads"], "2", "the thread count the run used")
+        self.assertEqual(first["test"], "batch")
+        self.assertEqual(first["p50_ms"], "0.1235", "0.1 us is finer than any run-to-run noise")
         self.assertEqual(first["p99_ms"], "0.3")
-        self.assertEqual(first["throughput_per_s"], "8100.5")
+        self.assertEqual(first["throughput_per_s"], "8100.52")
         self.assertEqual(first["iterations"], "400")
         self.assertEqual(first["peak_memory_bytes"], "1048576")
         self.assertEqual(first["iqr_ms"], "0.02")
@@ -93,6 +106,20 @@ class ResultExportTestCase(BaseTestCase):
         self.assertEqual(first["unstable"], "false")
         self.assertEqual(first["stop_reason"], "ci_within_2pct")
         self.assertEqual(first["error"], "")
+
+    def test_concurrency_levels_have_their_own_rows(self):
+        rows = list(
+            csv.DictReader(io.StringIO(self.client.get(f"/jobs/{self.job.pk}/result.csv").content.decode()))
+        )
+        level, failed = rows[3], rows[4]
+        self.assertEqual(
+            (level["test"], level["concurrency"], level["batch_size"]), ("concurrency", "4", "1")
+        )
+        self.assertEqual(level["requests_per_s"], "450.12")
+        self.assertEqual((level["p50_ms"], level["p99_ms"]), ("8.8765", "12.25"))
+        self.assertEqual((level["throughput_per_s"], level["threads"]), ("", "2"))
+        self.assertEqual((failed["concurrency"], failed["error"]), ("8", "out of memory at concurrency 8"))
+        self.assertEqual(failed["p50_ms"], "")
 
     def test_csv_header_names_every_column_with_its_unit(self):
         text = self.client.get(f"/jobs/{self.job.pk}/result.csv").content.decode()

@@ -78,7 +78,7 @@ class ResultPartialTestCase(BaseTestCase):
             self.assertIn(f">{figure}<", first, figure)
         self.assertIn(">321<", first)
         self.assertIn("3.0\xa0MB", first)
-        self.assertIn("time_budget", first)
+        self.assertIn(">time budget ended<", first, "the stop reason in words")
         self.assertNotIn("unstable", first)
         self.assertRegex(first, r'data-metric="p50"[^>]*>0\.250<')
         self.assertRegex(first, r'data-metric="throughput">4000\.0<')
@@ -109,10 +109,11 @@ class ResultPartialTestCase(BaseTestCase):
         self.assertIn(f'href="/jobs/{job.pk}/result.csv"', page)
         self.assertIn(f'href="/jobs/compare/?pick={job.pk}"', page)
         params = re.search(r'<dl id="result-params">.*?</dl>', page, re.S).group(0)
-        self.assertIn("<dt>iterations</dt><dd>300</dd>", params)
-        self.assertIn("<dt>device</dt><dd>cpu</dd>", params)
+        self.assertIn("<dt>Iterations (minimum)</dt><dd>300</dd>", params, "human labels, not raw keys")
+        self.assertIn("<dt>Device</dt><dd>cpu</dd>", params)
         env = re.search(r'<dl id="result-env">.*?</dl>', page, re.S).group(0)
-        self.assertIn("<dt>torch_version</dt><dd>2.13.0</dd>", env)
+        self.assertIn("<dt>PyTorch</dt><dd>2.13.0</dd>", env)
+        self.assertIn("<dt>CPU threads</dt><dd>2</dd>", env)
 
     def test_concurrency_runs_get_a_table_and_a_chart(self):
         concurrency = [
@@ -144,5 +145,5 @@ class ResultPartialTestCase(BaseTestCase):
         self.assertNotIn("result-table", self.fragment(running))
         failed = self.job(None, status=JobStatus.FAILED, error="RuntimeError: boom")
         page = self.fragment(failed)
-        self.assertIn("Failed: RuntimeError: boom", page)
+        self.assertIn('<pre class="error-text">RuntimeError: boom</pre>', page, "errors are preformatted")
         self.assertNotIn("Download CSV", page)

@@ -92,7 +92,9 @@ def test_a_sweep_is_charted_and_two_jobs_are_compared(stack, browser):
         page.click("#download-csv")
     assert download.value.suggested_filename == f"perfmon-job-{first}.csv"
     lines = Path(download.value.path()).read_text().splitlines()
-    assert lines[0].startswith("job_id,model,node,device,precision,batch_size,p50_ms")
+    assert lines[0].startswith(
+        "job_id,model,node,device,precision,threads,test,batch_size,concurrency,p50_ms"
+    )
     assert len(lines) == 4
 
     # The compare page, reached through the picker.

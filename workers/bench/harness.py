@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,10 @@ from workers.zoo import InputSpec
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # The longest error text kept from an allocator message; they can carry whole stack dumps.
 _ERROR_DETAIL_CHARS = 500
+# The longest traceback kept for a point that raised; the innermost frames (the end) are kept.
+_TRACEBACK_CHARS = 4000
+# The longest one-line error message of a point that raised.
+_ERROR_CHARS = 300
 
 __all__ = [
     "MAX_BATCH_SIZE",
@@ -50,8 +55,16 @@ def _device_scope(device: torch.device) -> contextlib.AbstractContextManager[Any
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
-def _oom_message(batch_size: int) -> str:
-    return f"out of memory at batch {batch_size}"
+def _point_error(exc: Exception, where: str) -> tuple[str, str]:
+    """(one-line message, detail) for a point that raised: the allocator's words for an
+    out-of-memory, else the exception's type and message with its traceback as the detail."""
+    if is_out_of_memory(exc):
+        return f"out of memory at {where}", str(exc)[:_ERROR_DETAIL_CHARS]
+    message = f"{type(exc).__name__} at {where}: {exc}"
+    if len(message) > _ERROR_CHARS:
+        message = message[: _ERROR_CHARS - 1] + "…"
+    detail = "".join(traceback.format_exception(exc))
+    return message, detail[-_TRACEBACK_CHARS:]
 
 
 class _Run:
@@ -87,19 +100,19 @@ class _Run:
         memory = PeakMemory(self.device)
         memory.start()
         self.progress.start_phase(f"batch {batch_size}: warm-up")
-        oom_detail = None
+        failure = None
         try:
             x = self._input(batch_size, self.device, self.generator)
             timed = time_point(self.model, x, self.spec, self.timer, self._tick_for(f"batch {batch_size}"))
-        except Exception as exc:
-            if not is_out_of_memory(exc):
-                raise
-            oom_detail = str(exc)[:_ERROR_DETAIL_CHARS]
+        except Cancelled:
+            raise
+        except Exception as exc:  # any failure ends this point only; the sweep goes on
+            failure = _point_error(exc, f"batch {batch_size}")
         # Freed here, outside the except block: the traceback holds the failed pass's tensors.
         x = None  # noqa: F841
-        if oom_detail is not None:
+        if failure is not None:
             free_memory(self.device)
-            return RunTimes(batch_size, error=_oom_message(batch_size), error_detail=oom_detail)
+            return RunTimes(batch_size, error=failure[0], error_detail=failure[1])
         return RunTimes(
             batch_size,
             times_ms=timed.times_ms,
@@ -117,7 +130,7 @@ class _Run:
         def make_input(i: int) -> torch.Tensor:
             return self._input(1, self.device, torch.Generator().manual_seed(1 + i))
 
-        error = None
+        failure = None
         try:
             times_ms, wall_s = measure_concurrency(
                 self.model,
@@ -128,13 +141,13 @@ class _Run:
                 self.spec.threads or 1,
                 lambda: self.progress.step(),
             )
+        except Cancelled:
+            raise
         except Exception as exc:
-            if not is_out_of_memory(exc):
-                raise
-            error = f"out of memory at concurrency {clients}"
-        if error is not None:
+            failure = _point_error(exc, f"concurrency {clients}")
+        if failure is not None:
             free_memory(self.device)
-            return ConcurrencyRun(clients, error=error)
+            return ConcurrencyRun(clients, error=failure[0], error_detail=failure[1])
         return ConcurrencyRun(clients, times_ms=tuple(times_ms), wall_s=wall_s)
 
     def replicas(self) -> list[tuple[torch.device, nn.Module]]:
@@ -149,7 +162,7 @@ class _Run:
     ) -> MultiDeviceRun:
         names = tuple(self.spec.devices)
         self.progress.start_phase(f"devices x{len(names)}, batch {batch_size}")
-        error = None
+        failure = None
         try:
             # Each replica gets its own input stream, drawn from its own seed.
             work = [
@@ -162,15 +175,15 @@ class _Run:
                 work[:1], duration_s, threads, lambda: self.progress.step()
             )
             per_device, wall_s = measure_replicas(work, duration_s, threads, lambda: self.progress.step())
+        except Cancelled:
+            raise
         except Exception as exc:
-            if not is_out_of_memory(exc):
-                raise
-            error = _oom_message(batch_size)
+            failure = _point_error(exc, f"batch {batch_size} on {len(names)} devices")
         work = []  # the inputs go before memory is given back
-        if error is not None:
+        if failure is not None:
             for d, _ in replicas:
                 free_memory(d)
-            return MultiDeviceRun(batch_size, names, error=error)
+            return MultiDeviceRun(batch_size, names, error=failure[0], error_detail=failure[1])
         return MultiDeviceRun(
             batch_size,
             names,
@@ -204,9 +217,11 @@ def run_benchmark(
     The model is moved to ``spec.device`` and cast to ``spec.precision`` in place, and put in eval
     mode. torch's CPU thread count is set to ``spec.threads`` for the run and restored afterwards.
     Raises ``ValueError`` if this node cannot run the spec (no CUDA, too few GPUs, no bf16).
-    An out-of-memory at one point becomes that point's ``error`` and the run goes on.
+    Any exception at one point (out of memory or not) becomes that point's ``error`` (with the
+    traceback in ``error_detail``) and the run goes on; the result is then ``partial``.
     ``on_progress`` receives (fraction done 0..1, step text) from the calling thread; ``should_stop``
-    is polled at the same moments and ``Cancelled`` is raised when it returns true.
+    is polled at the same moments and ``Cancelled`` is raised when it returns true, carrying the
+    points finished so far as ``Cancelled.result`` (``cancelled=True``).
     """
     spec.check_supported()
     progress = Progress(_phase_weights_s(spec), on_progress, should_stop)
@@ -218,18 +233,35 @@ def run_benchmark(
         run = _Run(
             model.to(device=spec.device, dtype=DTYPES[spec.precision]).eval(), input_spec, spec, progress
         )
-        with torch.inference_mode(), _device_scope(run.device):
-            runs = tuple(run.batch_point(b) for b in spec.batch_sizes)
-            concurrency_runs = tuple(run.concurrency_point(c) for c in spec.concurrency)
-            multi_device_runs: tuple[MultiDeviceRun, ...] = ()
-            if spec.devices:
-                replicas = run.replicas()
-                multi_device_runs = tuple(
-                    run.multi_device_point(r.batch_size, replicas) for r in runs if r.error is None
-                )
+        # Filled point by point, so that a cancellation can hand back what was measured.
+        runs: list[RunTimes] = []
+        concurrency_runs: list[ConcurrencyRun] = []
+        multi_device_runs: list[MultiDeviceRun] = []
+
+        def result(cancelled: bool = False) -> BenchResult:
+            return BenchResult(
+                spec=spec,
+                env=env,
+                runs=tuple(runs),
+                concurrency_runs=tuple(concurrency_runs),
+                multi_device_runs=tuple(multi_device_runs),
+                cancelled=cancelled,
+            )
+
+        try:
+            with torch.inference_mode(), _device_scope(run.device):
+                for b in spec.batch_sizes:
+                    runs.append(run.batch_point(b))
+                for c in spec.concurrency:
+                    concurrency_runs.append(run.concurrency_point(c))
+                if spec.devices and any(r.error is None for r in runs):
+                    replicas = run.replicas()
+                    for r in [r for r in runs if r.error is None]:
+                        multi_device_runs.append(run.multi_device_point(r.batch_size, replicas))
+        except Cancelled as exc:
+            exc.result = result(cancelled=True)
+            raise
         progress.finish()
     finally:
         torch.set_num_threads(previous_threads)
-    return BenchResult(
-        spec=spec, env=env, runs=runs, concurrency_runs=concurrency_runs, multi_device_runs=multi_device_runs
-    )
+    return result()

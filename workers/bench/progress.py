@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 # Progress callbacks go to the database and a websocket; a few per second is plenty.
 PROGRESS_INTERVAL_S = 0.2
 
 
 class Cancelled(Exception):
-    """The caller's ``should_stop()`` returned true; the benchmark stopped early."""
+    """The caller's ``should_stop()`` returned true; the benchmark stopped early.
+
+    ``result`` is set by ``run_benchmark`` to the points measured before the stop (a
+    ``BenchResult`` with ``cancelled=True``), or stays None when raised elsewhere."""
+
+    result: Any = None
 
 
 class Progress:

@@ -19,7 +19,8 @@ def _ms(values: tuple[float, ...] | list[float]) -> list[float]:
 class RunTimes:
     """One batch size: raw latencies (ms per forward pass) and how the point was run.
 
-    An out-of-memory point has no times and ``error`` = "out of memory at batch N".
+    A failed point has no times, ``error`` (one line: "out of memory at batch N", or the
+    exception's type and message) and ``error_detail`` (the allocator's words or the traceback).
     ``memory`` holds the keys of ``PeakMemory.stop()``.
     """
 
@@ -91,11 +92,18 @@ class ConcurrencyRun:
     times_ms: tuple[float, ...] = ()
     wall_s: float = 0.0
     error: str | None = None
+    error_detail: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Statistics only: raw times of every request under load would dwarf the rest of the result."""
         if self.error is not None or not self.times_ms:
-            return {"concurrency": self.concurrency, "batch_size": 1, "requests": 0, "error": self.error}
+            return {
+                "concurrency": self.concurrency,
+                "batch_size": 1,
+                "requests": 0,
+                "error": self.error or "no request completed",
+                "error_detail": self.error_detail,
+            }
         return {
             "concurrency": self.concurrency,
             "batch_size": 1,
@@ -123,10 +131,16 @@ class MultiDeviceRun:
     per_device_ms: tuple[tuple[float, ...], ...] = ()
     wall_s: float = 0.0
     error: str | None = None
+    error_detail: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         if self.error is not None:
-            return {"batch_size": self.batch_size, "devices": list(self.devices), "error": self.error}
+            return {
+                "batch_size": self.batch_size,
+                "devices": list(self.devices),
+                "error": self.error,
+                "error_detail": self.error_detail,
+            }
         single = self.batch_size * len(self.single_times_ms) / self.single_wall_s
         total = self.batch_size * sum(len(t) for t in self.per_device_ms) / self.wall_s
         return {
@@ -152,16 +166,43 @@ class MultiDeviceRun:
 
 @dataclass(frozen=True)
 class BenchResult:
-    """A measurement with its context: the spec, the environment and the raw times."""
+    """A measurement with its context: the spec, the environment and the raw times.
+
+    ``cancelled``: the run was stopped before every point of the spec was measured."""
 
     spec: BenchSpec
     env: dict[str, Any]
     runs: tuple[RunTimes, ...]
     concurrency_runs: tuple[ConcurrencyRun, ...] = ()
     multi_device_runs: tuple[MultiDeviceRun, ...] = ()
+    cancelled: bool = False
+
+    @property
+    def failed_points(self) -> int:
+        return (
+            sum(r.error is not None for r in self.runs)
+            + sum(r.error is not None or not r.times_ms for r in self.concurrency_runs)
+            + sum(r.error is not None for r in self.multi_device_runs)
+        )
+
+    @property
+    def ok_points(self) -> int:
+        """Points that produced a measurement (batch sizes and concurrency levels)."""
+        return sum(r.error is None for r in self.runs) + sum(
+            r.error is None and bool(r.times_ms) for r in self.concurrency_runs
+        )
+
+    @property
+    def partial(self) -> bool:
+        """Some of what the spec asked for is missing: a point failed, or the run was cancelled."""
+        return self.cancelled or self.failed_points > 0
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "partial": self.partial,
+            "cancelled": self.cancelled,
+            "failed_points": self.failed_points,
+            "ok_points": self.ok_points,
             "runs": [r.to_json() for r in self.runs],
             "concurrency_runs": [r.to_json() for r in self.concurrency_runs],
             "multi_device_runs": [r.to_json() for r in self.multi_device_runs],

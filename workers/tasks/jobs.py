@@ -14,7 +14,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from dashboard import live
-from dashboard.actions import do_finish_job
+from dashboard.actions import do_finish_cancelled_job, do_finish_job
 from dashboard.models import Job, JobStatus
 from workers import zoo
 
@@ -50,15 +50,28 @@ def run_benchmark(self, job_id: int) -> str:
             on_progress=_progress_reporter(job_id),
             should_stop=_cancel_checker(job_id),
         )
-    except Cancelled:
-        do_finish_job(job_id, JobStatus.CANCELLED, error="cancelled")
+    except Cancelled as exc:
+        # The points measured before the stop are kept (marked partial), unless there are none.
+        kept = exc.result.to_json() if exc.result is not None and exc.result.ok_points else None
+        do_finish_cancelled_job(job_id, kept)
         return "cancelled"
     except Exception as exc:
         log.exception("job %s failed", job_id)
         do_finish_job(job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
         return "failed"
-    do_finish_job(job_id, JobStatus.SUCCEEDED, result=result.to_json())
-    return "succeeded"
+    status, error = outcome_of(result)
+    do_finish_job(job_id, status, result=result.to_json(), error=error)
+    return str(status)
+
+
+def outcome_of(result) -> tuple[str, str]:
+    """(status, error) of a finished run: succeeded (perhaps partial) when any point measured,
+    failed only when none did; the failed job keeps its result so each point's error shows."""
+    if result.ok_points:
+        return JobStatus.SUCCEEDED, ""
+    errors = [point.error for point in (*result.runs, *result.concurrency_runs) if point.error is not None]
+    shown = "; ".join(errors[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
+    return JobStatus.FAILED, f"no point succeeded: {shown}" if shown else "no point succeeded"
 
 
 def _load_model(name: str):
