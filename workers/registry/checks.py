@@ -40,14 +40,17 @@ def check_upload(
     input_spec: InputSpec | None = None,
 ) -> CheckedUpload:
     """Everything about the file at path that can be checked without running it; raises Rejected."""
-    checked = _check_file(
-        path,
-        filename=filename,
-        max_bytes=max_bytes,
-        declared_format=declared_format,
-        architecture=architecture,
-        input_spec=input_spec,
-    )
+    try:
+        checked = _check_file(
+            path,
+            filename=filename,
+            max_bytes=max_bytes,
+            declared_format=declared_format,
+            architecture=architecture,
+            input_spec=input_spec,
+        )
+    except RecursionError:  # JSON (a .pt2 program, a safetensors header) nested thousands deep
+        raise Rejected("invalid model", "the file's structure is nested too deeply to check") from None
     check_input_size(checked.input_spec)  # declared or recorded by the file, it must be runnable
     return checked
 

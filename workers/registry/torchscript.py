@@ -35,8 +35,10 @@ ALLOWED_NAMESPACES = frozenset({"aten", "prim", "prims", "quantized", "_quantize
 DENIED_NAMES = frozenset({"save", "from_file", "load_tensor"})
 # What the checks read of one entry, at most: a model's structure pickle (its tensors live beside
 # it) and one class's source, which is parsed into a syntax tree (tens of times its size in memory).
-MAX_PICKLE_BYTES = 64 << 20
+MAX_PICKLE_BYTES = 32 << 20
 MAX_SOURCE_BYTES = 2 << 20
+# All sources together: parsing costs ~0.15 s per MiB, and a web request must not take minutes.
+MAX_TOTAL_SOURCE_BYTES = 16 << 20
 _TS_PICKLE_GLOBALS = frozenset(
     {
         "collections.OrderedDict",
@@ -64,6 +66,7 @@ def check_archive(path: Path, root: str) -> None:
 
     Every deflated entry is a source file or its debug pickle, and all of those are read here with
     caps, so an entry that inflates past what it declares is refused before torch.jit.load sees it."""
+    source_bytes = 0
     with SafeZip(path, "the TorchScript archive") as archive:
         for info in archive.infos:
             relative = info.filename[len(root) :]
@@ -90,6 +93,12 @@ def check_archive(path: Path, root: str) -> None:
                         f"{relative} imports {', '.join(bad)}; TorchScript archives only hold TorchScript types",
                     )
             elif is_code:
+                source_bytes += info.file_size
+                if source_bytes > MAX_TOTAL_SOURCE_BYTES:
+                    raise Rejected(
+                        "too large",
+                        f"the archive's source files add up to more than {MAX_TOTAL_SOURCE_BYTES} bytes",
+                    )
                 source = archive.read(info, MAX_SOURCE_BYTES)
                 _check_source(relative, source.decode("utf-8", errors="replace"))
 
@@ -101,6 +110,8 @@ def _check_source(relative: str, source: str) -> None:
         raise Rejected(
             "invalid model", f"{relative} is not TorchScript source: {exc.msg} (line {exc.lineno})"
         ) from None
+    except ValueError as exc:  # Python 3.11: "source code string cannot contain null bytes"
+        raise Rejected("invalid model", f"{relative} is not TorchScript source: {exc}") from None
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef) and node.name == "__setstate__":
             raise Rejected(

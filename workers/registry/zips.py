@@ -26,7 +26,7 @@ MAX_ENTRIES = 4096
 # The central directory is parsed into memory by zipfile: 46 bytes plus the name per entry.
 MAX_DIRECTORY_BYTES = 2 << 20
 # What the checks of one archive may read (inflate) in all, across its entries.
-MAX_TOTAL_READ_BYTES = 256 << 20
+MAX_TOTAL_READ_BYTES = 128 << 20
 CHUNK_BYTES = 64 << 10
 
 _EOCD = b"PK\x05\x06"
