@@ -161,6 +161,7 @@ UPLOADS: list[Upload] = [
     Upload("safetensors 2**80-element tensor", "m.safetensors", lambda m, b: _safetensors({"w": {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 2**82]}}, bytes(16)), "truncated", {"architecture": "SimpleModel"}),
     Upload("safetensors overlapping tensors", "m.safetensors", lambda m, b: _safetensors({"a": {"dtype": "U8", "shape": [8], "data_offsets": [0, 8]}, "b": {"dtype": "U8", "shape": [8], "data_offsets": [4, 12]}}, bytes(12)), "invalid model", {"architecture": "SimpleModel"}),
     Upload("safetensors header nested 100k deep", "m.safetensors", lambda m, b: _safetensors(b'{"a":' * 100_000 + b"1" + b"}" * 100_000), "invalid model", {"architecture": "SimpleModel"}),
+    Upload("safetensors header claiming 17 MiB", "m.safetensors", lambda m, b: _safetensors(b"{}", header_len=17 << 20), "too large", {"architecture": "SimpleModel"}),
     Upload("safetensors header length 2**64-1", "m.safetensors", lambda m, b: _safetensors(b"{}", header_len=2**64 - 1), "wrong format", {"architecture": "SimpleModel"}),
     # --- names that leave the archive -------------------------------------------------------------
     Upload(".pt2 entry ../../", "m.pt2", lambda m, b: _with(_pt2(), z.stored(f"{_root(samples.exported_mlp())}/../../evil.py", b"x")), "unsafe content"),
