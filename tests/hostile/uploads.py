@@ -106,6 +106,13 @@ def _read_budget() -> bytes:
     return z.build(_ts() + extra)
 
 
+def _broken_local_header(archive: bytes, name: str) -> bytes:
+    data = bytearray(archive)
+    at = data.find(name.encode()) - 30  # the first occurrence is the local header's copy
+    data[at : at + 4] = b"XX\x03\x04"
+    return bytes(data)
+
+
 def _bzip2_entry(name: str, content: bytes) -> z.Entry:
     import bz2
     import zlib
@@ -190,6 +197,8 @@ UPLOADS: list[Upload] = [
     Upload("TorchScript: 5 debug pickles of 30 MiB each", "m.pt", lambda m, b: _read_budget(), "too large", {"input_spec": SPEC}, bomb=True),
     Upload("zip with 10,000 entries", "m.pt2", lambda m, b: _many_entries(10_000), "invalid model"),
     Upload("zip with 10,000 entries, end record says 10", "m.pt2", lambda m, b: _many_entries(10_000, declared_count=10), "invalid model"),
+    Upload("entry name flagged UTF-8 that is not", "m.pt", lambda m, b: _with(_ts(), dataclasses.replace(z.stored("archive/code/\udcff.py", b""), flags=0x800)), "invalid model", {"input_spec": SPEC}),
+    Upload("TorchScript data.pkl without its local header", "m.pt", lambda m, b: _broken_local_header(z.build(_ts()), "archive/data.pkl"), "invalid model", {"input_spec": SPEC}),
     Upload(".pt2 with a bzip2 entry", "m.pt2", lambda m, b: z.build(z.replace(_pt2(), "/archive_format", _bzip2_entry("", b"pt2"))), "invalid model"),
     # --- cut short, empty, garbage -----------------------------------------------------------------
     Upload("truncated .pt", "m.pt", _truncated(samples.torchscript_mlp), "truncated", {"input_spec": SPEC}),

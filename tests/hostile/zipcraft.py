@@ -31,6 +31,7 @@ class Entry:
     size: int  # the true inflated size
     local_size: int | None = None  # what the local header claims (default: the truth)
     directory_size: int | None = None  # what the central directory claims (default: the truth)
+    flags: int = 0  # 0x800: the name is UTF-8
 
 
 def stored(name: str, content: bytes) -> Entry:
@@ -70,7 +71,7 @@ def build(entries: list[Entry], *, declared_count: int | None = None) -> bytes:
     directory = io.BytesIO()
     for entry in entries:
         offset = out.tell()
-        name = entry.name.encode()
+        name = entry.name.encode("utf-8", "surrogateescape")  # "\udcff" writes the byte 0xff
         local_size = entry.size if entry.local_size is None else entry.local_size
         directory_size = entry.size if entry.directory_size is None else entry.directory_size
         out.write(
@@ -78,7 +79,7 @@ def build(entries: list[Entry], *, declared_count: int | None = None) -> bytes:
                 "<4s5H3I2H",
                 b"PK\x03\x04",
                 20,
-                0,
+                entry.flags,
                 entry.method,
                 0,
                 0x21,
@@ -97,7 +98,7 @@ def build(entries: list[Entry], *, declared_count: int | None = None) -> bytes:
                 b"PK\x01\x02",
                 20,
                 20,
-                0,
+                entry.flags,
                 entry.method,
                 0,
                 0x21,

@@ -56,6 +56,9 @@ class SafeZip:
             raise Rejected(
                 "truncated", f"{what} starts like a zip archive but cannot be read: {exc}"
             ) from None
+        except (ValueError, EOFError, OSError, struct.error, NotImplementedError) as exc:
+            # e.g. a name flagged UTF-8 that is not (UnicodeDecodeError), a directory past the end
+            raise Rejected("invalid model", f"{what} has a corrupt zip directory: {exc}") from None
         self.infos = self.archive.infolist()
         if len(self.infos) > MAX_ENTRIES:
             self.close()
@@ -89,7 +92,7 @@ class SafeZip:
     def read(self, info: zipfile.ZipInfo, limit_bytes: int, *, truncate: bool = False) -> bytes:
         """The entry's content; Rejected when it declares or inflates to more than limit_bytes
         (truncate: return the first limit_bytes instead), or when the archive's budget is spent."""
-        name = info.filename
+        name = info.filename[:80]
         if info.flag_bits & 0x1:
             raise Rejected("invalid model", f"entry {name!r} in {self.what} is encrypted")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
@@ -116,7 +119,9 @@ class SafeZip:
                             "too large",
                             f"{self.what} inflates past {MAX_TOTAL_READ_BYTES} bytes in the entries checked",
                         )
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error) as exc:
+            if isinstance(exc, Rejected):
+                raise
             raise Rejected("invalid model", f"entry {name!r} in {self.what} is corrupt: {exc}") from None
         self._read_bytes += total
         data = b"".join(chunks)
