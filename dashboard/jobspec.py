@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,7 +23,7 @@ class BenchmarkParams(BaseModel):
     device: str = Field(default="cpu", pattern=r"^(cpu|cuda:\d{1,2})$")
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     threads: int | None = Field(default=None, ge=1, le=512)
-    time_budget_s: float = Field(default=10.0, gt=0, le=3600)
+    time_budget_s: float = Field(default=10.0, gt=0, le=3600, allow_inf_nan=False)
     concurrency: list[Annotated[int, Field(ge=1, le=64)]] = Field(default=[], max_length=8)
     devices: list[Annotated[str, Field(pattern=r"^cuda:\d{1,2}$")]] = Field(default=[], max_length=16)
 
@@ -54,6 +55,26 @@ FIELD_LABELS = {
 }
 
 
+_VERSION_DIGITS = 9
+_VERSION = re.compile(rf"[0-9]{{1,{_VERSION_DIGITS}}}")
+MAX_NAME_CHARS = 300
+
+
+def _check_text(field: str, text: str) -> None:
+    """Refuse what no name can be before it reaches the database: JSON lets "\ud800" (a lone
+    surrogate) through, which the database driver cannot encode, and names are short."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidJob(f"{field} must be valid Unicode text (it holds a lone surrogate)") from None
+    if len(text) > MAX_NAME_CHARS:
+        raise InvalidJob(f"{field} is {len(text)} characters long; names have at most {MAX_NAME_CHARS}")
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
 def validate_submission(
     kind: object, model: object, params: object, node: object = None
 ) -> tuple[str, str, dict, str]:
@@ -65,6 +86,7 @@ def validate_submission(
         raise InvalidJob(f"unknown job kind {kind!r}; known kinds: {', '.join(PARAMS_BY_KIND)}", "kind")
     if not isinstance(model, str):
         raise InvalidJob("model must be a zoo name or a registered model's name[@version]", "model")
+    _check_text("model", model)
     if model not in zoo.ZOO:
         model = resolve_registered(model)
     if params is None:
@@ -101,6 +123,12 @@ def resolve_registered(text: str) -> str:
     from dashboard.models import ModelVersion, ModelVersionStatus
 
     name, _, wanted = text.partition("@")
+    # ASCII digits only, and few enough for a database integer: str.isdigit() accepts "²", which
+    # int() refuses, and 20 nines overflow SQLite's INTEGER.
+    if wanted and not _VERSION.fullmatch(wanted):
+        raise InvalidJob(
+            f"model {_clip(text)!r}: the version after @ must be a number of at most {_VERSION_DIGITS} digits"
+        )
     versions = ModelVersion.objects.filter(model__name=name).order_by("-version")
     if not versions.exists():
         raise InvalidJob(
@@ -108,8 +136,6 @@ def resolve_registered(text: str) -> str:
             "model",
         )
     if wanted:
-        if not wanted.isdigit():
-            raise InvalidJob(f"model {text!r}: the version after @ must be a number", "model")
         version = versions.filter(version=int(wanted)).first()
         if version is None:
             raise InvalidJob(f"model {name!r} has no version {wanted}", "model")
@@ -132,6 +158,7 @@ def validate_target(node: object, device: str) -> str:
         return ""
     if not isinstance(node, str):
         raise InvalidJob("node must be a node name", "node")
+    _check_text("node", node)
     registered = Node.objects.filter(name=node).first()
     if registered is None:
         known = ", ".join(Node.objects.values_list("name", flat=True)) or "none yet"

@@ -32,6 +32,7 @@ from workers.zoo import InputSpec
 log = logging.getLogger(__name__)
 
 VALIDATION_QUEUE = "jobs"
+MAX_ID = 2**63 - 1
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._\-]{0,199}")
 
 
@@ -47,6 +48,10 @@ def parse_input_spec(raw: str | None) -> InputSpec | None:
         return InputSpec.from_json(json.loads(raw))
     except ValueError as exc:  # json.JSONDecodeError is a ValueError too
         raise Rejected("invalid request", f"input spec: {exc}") from None
+    except OverflowError:  # float() of a 400-digit "low"
+        raise Rejected("invalid request", "input spec: low and high must be ordinary numbers") from None
+    except RecursionError:  # json.loads of thousands of nested brackets
+        raise Rejected("invalid request", "input spec: nested too deeply") from None
 
 
 def do_register_upload(
@@ -132,6 +137,8 @@ def _check_name(name: str) -> str:
 def _parent(parent_version_id: int | None) -> ModelVersion | None:
     if parent_version_id is None:
         return None
+    if not 1 <= parent_version_id <= MAX_ID:  # a larger one overflows SQLite's INTEGER
+        raise Rejected("invalid request", f"parent version {parent_version_id} does not exist")
     parent = ModelVersion.objects.filter(pk=parent_version_id).first()
     if parent is None:
         raise Rejected("invalid request", f"parent version {parent_version_id} does not exist")

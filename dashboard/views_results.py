@@ -12,6 +12,7 @@ from dashboard.results.compare import (
     MAX_JOBS,
     CompareError,
     compare_jobs,
+    job_id,
     load_jobs,
     parse_ids,
     recent_comparable_jobs,
@@ -55,7 +56,10 @@ def _checked_ids(request: HttpRequest) -> set[int]:
     # What the picker shows ticked: the ids asked for, even when the comparison was refused.
     checked = set()
     for value in request.GET.getlist("ids") + request.GET.getlist("pick"):
-        checked.update(int(token) for token in value.split(",") if token.strip().isdigit())
+        for token in value.split(","):
+            number = job_id(token)
+            if number is not None:
+                checked.add(number)
     return checked
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,21 @@ class CompareError(ValueError):
     """A comparison we refuse, with a reason fit to show the user as is."""
 
 
+# The largest id a database integer holds; more digits than that overflow SQLite's INTEGER.
+MAX_JOB_ID = 2**63 - 1
+_ID = re.compile(r"[0-9]{1,19}")
+
+
+def job_id(token: str) -> int | None:
+    """The job id a ?ids= token names, or None: ASCII digits only (str.isdigit() accepts "²",
+    which int() refuses), from 1 to MAX_JOB_ID."""
+    token = token.strip()
+    if not _ID.fullmatch(token):
+        return None
+    value = int(token)
+    return value if 1 <= value <= MAX_JOB_ID else None
+
+
 def parse_ids(values: Iterable[str]) -> list[int]:
     """Job ids from ``?ids=3,5,9`` and/or repeated ``?ids=3&ids=5`` (what a checkbox form sends), in order."""
     ids: list[int] = []
@@ -27,12 +43,12 @@ def parse_ids(values: Iterable[str]) -> list[int]:
             token = token.strip()
             if not token:
                 continue
-            if not token.isdigit() or int(token) < 1:
-                raise CompareError(f"{token!r} is not a job number; give ids like ?ids=3,5,9")
-            job_id = int(token)
-            if job_id in ids:
-                raise CompareError(f"job {job_id} is listed twice")
-            ids.append(job_id)
+            number = job_id(token)
+            if number is None:
+                raise CompareError(f"{token[:40]!r} is not a job number; give ids like ?ids=3,5,9")
+            if number in ids:
+                raise CompareError(f"job {number} is listed twice")
+            ids.append(number)
     if len(ids) < MIN_JOBS:
         raise CompareError(f"pick at least {MIN_JOBS} jobs to compare (got {len(ids)})")
     if len(ids) > MAX_JOBS:

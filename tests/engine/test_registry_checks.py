@@ -219,3 +219,13 @@ class TestInputSpecs:
     def test_an_onnx_graph_with_a_fixed_batch_is_refused(self, tmp_path: Path) -> None:
         error = refusal(write(tmp_path, "m.onnx", samples.onnx_mlp(dynamic_batch=False)))
         assert error.reason == "input spec does not fit" and "fixed batch of 2" in str(error)
+
+    def test_one_sample_may_have_up_to_16_mi_elements(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "m.pt", samples.torchscript_mlp())
+        at_limit = InputSpec(shape=(None, 4, 1 << 22), dtype="float32", low=0, high=1)
+        assert (
+            check_upload(path, filename="m.pt", max_bytes=LIMIT, input_spec=at_limit).input_spec == at_limit
+        )
+        over = InputSpec(shape=(None, 4, (1 << 22) + 1), dtype="float32", low=0, high=1)
+        error = refusal(path, input_spec=over)
+        assert error.reason == "input spec does not fit" and "at most 16777216" in str(error)

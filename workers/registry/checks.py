@@ -17,7 +17,7 @@ from workers import zoo
 from workers.registry import onnx_format, pt2, safetensors_format, torchscript
 from workers.registry.detect import ModelFormat, resolve_format
 from workers.registry.errors import Rejected
-from workers.registry.spec import settle_input_spec
+from workers.registry.spec import check_input_size, settle_input_spec
 from workers.zoo import InputSpec
 
 
@@ -40,6 +40,30 @@ def check_upload(
     input_spec: InputSpec | None = None,
 ) -> CheckedUpload:
     """Everything about the file at path that can be checked without running it; raises Rejected."""
+    try:
+        checked = _check_file(
+            path,
+            filename=filename,
+            max_bytes=max_bytes,
+            declared_format=declared_format,
+            architecture=architecture,
+            input_spec=input_spec,
+        )
+    except RecursionError:  # JSON (a .pt2 program, a safetensors header) nested thousands deep
+        raise Rejected("invalid model", "the file's structure is nested too deeply to check") from None
+    check_input_size(checked.input_spec)  # declared or recorded by the file, it must be runnable
+    return checked
+
+
+def _check_file(
+    path: Path,
+    *,
+    filename: str,
+    max_bytes: int,
+    declared_format: str | None = None,
+    architecture: str | None = None,
+    input_spec: InputSpec | None = None,
+) -> CheckedUpload:
     size = path.stat().st_size
     if size > max_bytes:
         raise Rejected("too large", f"{size} bytes is over the upload limit of {max_bytes} bytes")

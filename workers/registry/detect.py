@@ -12,12 +12,12 @@ refusal says what was actually sent.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from workers.registry.errors import Rejected
+from workers.registry.zips import SafeZip
 
 
 class ModelFormat(StrEnum):
@@ -113,17 +113,14 @@ def _is_text(head: bytes) -> bool:
 
 
 def _detect_zip(path: Path) -> Detected:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            root = _single_root(names)
-            archive_format = b""
-            if root and f"{root}archive_format" in names:
-                archive_format = archive.read(f"{root}archive_format")[:16]
-    except zipfile.BadZipFile as exc:
-        raise Rejected(
-            "truncated", f"the file starts like a zip archive (.pt2 or .pt) but cannot be read: {exc}"
-        ) from None
+    # Only the directory and the first bytes of archive_format: reading that entry whole let a
+    # 4 MB upload inflate 4 GiB here, before any check on compression could refuse it.
+    with SafeZip(path, "the file") as archive:
+        names = archive.names()
+        root = _single_root(names)
+        archive_format = b""
+        if root and f"{root}archive_format" in archive.by_name:
+            archive_format = archive.head(archive.by_name[f"{root}archive_format"], 16)
     if root is None:
         return Detected(None, "a zip archive that is not a PyTorch archive (no single top directory)")
     if archive_format.strip() == b"pt2" or any(

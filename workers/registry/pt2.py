@@ -41,12 +41,20 @@ from typing import TYPE_CHECKING, Any
 from workers.registry.errors import Rejected
 from workers.registry.pickles import disallowed_globals
 from workers.registry.spec import GraphInput
+from workers.registry.zips import SafeZip
 
 if TYPE_CHECKING:
     from torch import nn
 
 ARCHIVE_VERSION = "0"  # torch.export.pt2_archive.constants.ARCHIVE_VERSION_VALUE in torch 2.13
 MODEL_NAME = "model"  # torch.export.save stores its one program under this name
+
+SAMPLE_INPUTS = f"data/sample_inputs/{MODEL_NAME}.pt"
+# What the checks read of one entry, at most (the whole archive may be up to the upload limit).
+MAX_SMALL_ENTRY_BYTES = 1 << 10  # archive_format, archive_version, byteorder
+MAX_JSON_BYTES = 32 << 20  # the program and the payload configs (a large LLM's program is a few MB)
+MAX_SAMPLE_INPUTS_BYTES = 64 << 20
+MAX_PICKLE_BYTES = 16 << 20  # the sample inputs' data.pkl (tensors live beside it, not in it)
 
 _ENTRY_PATTERNS = [
     re.compile(p)
@@ -132,22 +140,23 @@ class Pt2Archive:
 
 def check_archive(path: Path, root: str) -> Pt2Archive:
     """Vet a .pt2 archive without executing or unpickling anything; raises Rejected with the reason."""
-    with zipfile.ZipFile(path) as archive:
-        infos = {info.filename: info for info in archive.infolist()}
+    with SafeZip(path, "the .pt2 archive") as archive:
+        infos = archive.by_name
         for name, info in infos.items():
             _check_entry(name[len(root) :], info)
 
-        def read(entry: str) -> bytes:
+        def read(entry: str, limit_bytes: int = MAX_SMALL_ENTRY_BYTES) -> bytes:
             if root + entry not in infos:
                 raise Rejected("invalid model", f"the .pt2 archive lacks {entry}")
-            return archive.read(root + entry)
+            return archive.read(infos[root + entry], limit_bytes)
 
         if read("archive_format").strip() != b"pt2":
             raise Rejected("invalid model", "archive_format is not pt2")
         version = read("archive_version").decode(errors="replace").strip()
         if version != ARCHIVE_VERSION:
             raise Rejected(
-                "invalid model", f"pt2 archive version {version!r}; this server reads {ARCHIVE_VERSION!r}"
+                "invalid model",
+                f"pt2 archive version {version[:20]!r}; this server reads {ARCHIVE_VERSION!r}",
             )
         if (
             root + "byteorder" in infos
@@ -156,16 +165,15 @@ def check_archive(path: Path, root: str) -> Pt2Archive:
             raise Rejected(
                 "invalid model", f"the archive's byte order is not this machine's ({sys.byteorder})"
             )
-        program = _json(read(f"models/{MODEL_NAME}.json"), "the program")
+        program = _json(read(f"models/{MODEL_NAME}.json", MAX_JSON_BYTES), "the program")
         weights = _payload_config(
-            read(f"data/weights/{MODEL_NAME}_weights_config.json"), "weight", infos, root
+            read(f"data/weights/{MODEL_NAME}_weights_config.json", MAX_JSON_BYTES), "weight", infos, root
         )
         constants = _payload_config(
-            read(f"data/constants/{MODEL_NAME}_constants_config.json"), "tensor", infos, root
+            read(f"data/constants/{MODEL_NAME}_constants_config.json", MAX_JSON_BYTES), "tensor", infos, root
         )
-        sample_inputs = f"{root}data/sample_inputs/{MODEL_NAME}.pt"
-        if sample_inputs in infos:
-            _check_sample_inputs(archive.read(sample_inputs))
+        if root + SAMPLE_INPUTS in infos:
+            _check_sample_inputs(read(SAMPLE_INPUTS, MAX_SAMPLE_INPUTS_BYTES))
     _check_program(program)
     return Pt2Archive(root, program, weights, constants, _graph_input(program))
 
@@ -227,14 +235,19 @@ def _payload_config(data: bytes, prefix: str, infos: dict[str, zipfile.ZipInfo],
 
 
 def _check_sample_inputs(data: bytes) -> None:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as inner:
-            pickles = [name for name in inner.namelist() if name.endswith(".pkl")]
-            bad: list[str] = []
-            for name in pickles:
-                bad += disallowed_globals(inner.read(name), _sample_input_global_ok)
-    except (zipfile.BadZipFile, ValueError) as exc:
-        raise Rejected("invalid model", f"the sample inputs are not a torch.save archive: {exc}") from None
+    # A zip in the zip: its pickles are read with the same caps (a deflated 1 GiB data.pkl here
+    # once cost the web process 2.2 GB).
+    bad: list[str] = []
+    with SafeZip(data, "the sample inputs (a torch.save archive)") as inner:
+        for info in inner.infos:
+            if info.filename.endswith(".pkl"):
+                data = inner.read(info, MAX_PICKLE_BYTES)
+                try:
+                    bad += disallowed_globals(data, _sample_input_global_ok)
+                except ValueError as exc:
+                    raise Rejected(
+                        "invalid model", f"the sample inputs are not a torch.save archive: {exc}"
+                    ) from None
     if bad:
         raise Rejected("unsafe content", f"the sample inputs' pickle imports {', '.join(sorted(set(bad)))}")
 

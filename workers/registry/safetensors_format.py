@@ -25,6 +25,11 @@ DTYPE_BYTES = {
 }  # fmt: skip
 
 
+# The JSON header is parsed in the web request, at ~10x its size in memory; a header lists ~150
+# bytes per tensor, so this is room for ~100,000 tensors (the format's own limit is 100 MB).
+MAX_HEADER_READ_BYTES = 16 << 20
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     dtype: str
@@ -44,6 +49,11 @@ def read_header(path: Path) -> dict[str, TensorInfo]:
         if header_len > SAFETENSORS_MAX_HEADER_BYTES:
             raise Rejected(
                 "invalid model", f"safetensors header of {header_len} bytes is over the 100 MB limit"
+            )
+        if header_len > MAX_HEADER_READ_BYTES:
+            raise Rejected(
+                "too large",
+                f"safetensors header of {header_len} bytes; at most {MAX_HEADER_READ_BYTES} are read",
             )
         if 8 + header_len > size:
             raise Rejected(

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from workers.registry.errors import Rejected
 from workers.zoo import InputSpec
+
+# One sample of the input, at most: 16 Mi elements is 64 MiB of float32 (a 3x2048x2048 image is
+# 12.6 Mi). The benchmark multiplies it by batch sizes up to 4096, and [null, 2**26] was accepted.
+MAX_INPUT_ELEMENTS = 1 << 24
+MAX_INPUT_DIMS = 8
 
 
 @dataclass(frozen=True)
@@ -60,3 +66,23 @@ def settle_input_spec(graph_input: GraphInput | None, declared: InputSpec | None
 
 def _shape(shape: tuple[int | None, ...]) -> str:
     return "[" + ", ".join("null" if d is None else str(d) for d in shape) + "]"
+
+
+def check_input_size(spec: InputSpec) -> InputSpec:
+    """The spec, unless one sample is too large or its value range is not finite; raises Rejected."""
+    if len(spec.shape) > MAX_INPUT_DIMS:
+        raise Rejected(
+            "input spec does not fit", f"the input has {len(spec.shape)} dimensions; at most {MAX_INPUT_DIMS}"
+        )
+    elements = math.prod(d for d in spec.shape[1:] if d is not None)
+    if elements > MAX_INPUT_ELEMENTS:
+        raise Rejected(
+            "input spec does not fit",
+            f"one sample of shape {_shape(spec.shape)[:80]} has {elements} elements; "
+            f"at most {MAX_INPUT_ELEMENTS} are accepted",
+        )
+    if not (math.isfinite(spec.low) and math.isfinite(spec.high)):
+        raise Rejected(
+            "input spec does not fit", f"low and high must be finite, not [{spec.low}, {spec.high})"
+        )
+    return spec

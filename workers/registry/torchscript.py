@@ -26,14 +26,19 @@ from typing import TYPE_CHECKING, Any
 
 from workers.registry.errors import Rejected, summarize_error
 from workers.registry.pickles import disallowed_globals
+from workers.registry.zips import SafeZip
 
 if TYPE_CHECKING:
     from torch import nn
 
 ALLOWED_NAMESPACES = frozenset({"aten", "prim", "prims", "quantized", "_quantized"})
 DENIED_NAMES = frozenset({"save", "from_file", "load_tensor"})
-# torch.jit.save deflates source files and their debug info; nothing of that kind is this big.
-MAX_INFLATED_BYTES = 64 << 20
+# What the checks read of one entry, at most: a model's structure pickle (its tensors live beside
+# it) and one class's source, which is parsed into a syntax tree (tens of times its size in memory).
+MAX_PICKLE_BYTES = 32 << 20
+MAX_SOURCE_BYTES = 2 << 20
+# All sources together: parsing costs ~0.15 s per MiB, and a web request must not take minutes.
+MAX_TOTAL_SOURCE_BYTES = 16 << 20
 _TS_PICKLE_GLOBALS = frozenset(
     {
         "collections.OrderedDict",
@@ -57,20 +62,29 @@ def _pickle_global_ok(name: str) -> bool:
 
 
 def check_archive(path: Path, root: str) -> None:
-    """Vet a TorchScript archive without loading it; raises Rejected with the reason."""
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
+    """Vet a TorchScript archive without loading it; raises Rejected with the reason.
+
+    Every deflated entry is a source file or its debug pickle, and all of those are read here with
+    caps, so an entry that inflates past what it declares is refused before torch.jit.load sees it."""
+    source_bytes = 0
+    with SafeZip(path, "the TorchScript archive") as archive:
+        for info in archive.infos:
             relative = info.filename[len(root) :]
             if info.is_dir():
                 continue
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise Rejected("invalid model", f"entry {relative!r} uses an unknown compression")
-            if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > MAX_INFLATED_BYTES:
-                # torch.jit.save deflates only source and debug info, never this large: a zip bomb.
-                raise Rejected("invalid model", f"entry {relative!r} would inflate to {info.file_size} bytes")
+            is_code = relative.startswith("code/") and relative.endswith((".py", ".py.debug_pkl"))
+            if info.compress_type == zipfile.ZIP_DEFLATED and not is_code:
+                # torch.jit.save deflates only source and its debug info; anything else could be a bomb.
+                raise Rejected(
+                    "invalid model",
+                    f"entry {relative!r} is compressed; torch.jit.save stores it uncompressed",
+                )
             if relative.endswith((".pkl", ".debug_pkl")):
+                data = archive.read(info, MAX_PICKLE_BYTES)
                 try:
-                    bad = disallowed_globals(archive.read(info), _pickle_global_ok)
+                    bad = disallowed_globals(data, _pickle_global_ok)
                 except ValueError as exc:
                     raise Rejected("truncated", f"{relative} is not a whole pickle: {exc}") from None
                 if bad:
@@ -78,8 +92,15 @@ def check_archive(path: Path, root: str) -> None:
                         "unsafe content",
                         f"{relative} imports {', '.join(bad)}; TorchScript archives only hold TorchScript types",
                     )
-            elif relative.startswith("code/") and relative.endswith(".py"):
-                _check_source(relative, archive.read(info).decode("utf-8", errors="replace"))
+            elif is_code:
+                source_bytes += info.file_size
+                if source_bytes > MAX_TOTAL_SOURCE_BYTES:
+                    raise Rejected(
+                        "too large",
+                        f"the archive's source files add up to more than {MAX_TOTAL_SOURCE_BYTES} bytes",
+                    )
+                source = archive.read(info, MAX_SOURCE_BYTES)
+                _check_source(relative, source.decode("utf-8", errors="replace"))
 
 
 def _check_source(relative: str, source: str) -> None:
@@ -89,6 +110,8 @@ def _check_source(relative: str, source: str) -> None:
         raise Rejected(
             "invalid model", f"{relative} is not TorchScript source: {exc.msg} (line {exc.lineno})"
         ) from None
+    except ValueError as exc:  # Python 3.11: "source code string cannot contain null bytes"
+        raise Rejected("invalid model", f"{relative} is not TorchScript source: {exc}") from None
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef) and node.name == "__setstate__":
             raise Rejected(
