@@ -66,9 +66,11 @@ def _check_text(field: str, text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidJob(f"{field} must be valid Unicode text (it holds a lone surrogate)") from None
+        raise InvalidJob(f"{field} must be valid Unicode text (it holds a lone surrogate)", field) from None
     if len(text) > MAX_NAME_CHARS:
-        raise InvalidJob(f"{field} is {len(text)} characters long; names have at most {MAX_NAME_CHARS}")
+        raise InvalidJob(
+            f"{field} is {len(text)} characters long; names have at most {MAX_NAME_CHARS}", field
+        )
 
 
 def _clip(text: str, limit: int = 80) -> str:
@@ -127,7 +129,8 @@ def resolve_registered(text: str) -> str:
     # int() refuses, and 20 nines overflow SQLite's INTEGER.
     if wanted and not _VERSION.fullmatch(wanted):
         raise InvalidJob(
-            f"model {_clip(text)!r}: the version after @ must be a number of at most {_VERSION_DIGITS} digits"
+            f"model {_clip(text)!r}: the version after @ must be a number of at most {_VERSION_DIGITS} digits",
+            "model",
         )
     versions = ModelVersion.objects.filter(model__name=name).order_by("-version")
     if not versions.exists():
