@@ -134,6 +134,11 @@ def fail_orphaned_jobs() -> int:
     if not running:
         return 0
     alive = alive_workers()  # Redis away: raise, and the next sweep looks again
+    unseen = {job.worker_hostname for job in running} - set(alive)
+    if unseen:
+        # Just after a Redis outage every liveness key has expired and workers write theirs again
+        # within a few seconds: a worker that still answers a ping is not lost.
+        alive.update({name: {} for reply in app.control.ping(timeout=1.0) or [] for name in reply})
     failed = 0
     for job in running:
         worker = alive.get(job.worker_hostname)
