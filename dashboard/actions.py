@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from django.db import transaction
 from django.utils import timezone
@@ -33,22 +34,36 @@ def do_submit_job(user, kind: str, model: str, params: dict, node: str | None = 
 # Job submission never waits longer than this for the broker: a free producer from the pool, then
 # one publish bounded by the broker's socket timeout (settings.REDIS_SOCKET_TIMEOUT_S).
 ENQUEUE_POOL_WAIT_S = 2.0
+# After a failed publish, submissions skip the broker this long and go straight to waiting: during an
+# outage each would otherwise wait out the socket timeout again.
+BROKER_RETRY_AFTER_S = 5.0
 WAITING_FOR_QUEUE = "waiting for the job queue (Redis unreachable); sent again when it answers"
+_broker_failed_at = float("-inf")
+
+
+class BrokerUnavailable(ConnectionError):
+    """The broker failed moments ago; not tried again yet."""
 
 
 def _enqueue(job: Job) -> None:
     """Send the job's task. When the broker cannot be reached the job stays queued with a visible
     note and the queued-job sweep (workers.tasks.jobs.resend_lost_queued_jobs) sends it again once
     Redis answers: the request answers at once and the job is neither stuck nor lost."""
+    global _broker_failed_at
     try:
+        if time.monotonic() - _broker_failed_at < BROKER_RETRY_AFTER_S:
+            raise BrokerUnavailable("the job queue failed moments ago")
         task_id = send_job_task(job.pk, job.queue or ANY_NODE_QUEUE)
     except Exception as exc:  # broker down or stalled
+        if not isinstance(exc, BrokerUnavailable):
+            _broker_failed_at = time.monotonic()
         log.warning(
             "could not enqueue job %s (%s: %s); the sweep sends it later", job.pk, type(exc).__name__, exc
         )
+        # No live push: it would wait on the same Redis; the page shows the note from the row.
         Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(step=WAITING_FOR_QUEUE)
-        live.push_job(Job.objects.get(pk=job.pk))
         return
+    _broker_failed_at = float("-inf")
     Job.objects.filter(pk=job.pk).update(celery_task_id=task_id)
     live.push_job(Job.objects.get(pk=job.pk))
 
