@@ -158,7 +158,17 @@ _REDIS_TIMEOUTS = {
 CELERY_BROKER_TRANSPORT_OPTIONS = {**_REDIS_TIMEOUTS, "health_check_interval": 10}
 CELERY_REDIS_SOCKET_TIMEOUT = REDIS_SOCKET_TIMEOUT_S
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_CONNECT_TIMEOUT_S
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"timeout": REDIS_SOCKET_TIMEOUT_S}}
+# Sending a task also subscribes the sender to its result: give up on that in about 2 s too
+# (Celery's default retries 20 times).
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.5,
+        "interval_max": 0.5,
+        "timeout": 2.0,
+    }
+}
 # A publish gives up after about a second instead of retrying for ~20 s; job submission has its own,
 # shorter path (dashboard.actions) and the queued-job sweep sends again what did not get through.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
