@@ -229,6 +229,8 @@ def redis_fault(stack: Stack, live: LiveClient, name: str, fault) -> dict:
     lost = [job for job in ended if job["status"] != "succeeded"]
     missing, longest_gap_s = missing_samples(stack, started - 2, resumed + 2)
     during = [(status, latency) for at, status, latency in load.health if started <= at <= resumed]
+    # Polled while the benchmark kept the concurrency-1 worker busy: a ping could flap, liveness does not.
+    busy = [status for at, status, _ in load.health if at < started]
     figures = {
         "fault": name,
         "jobs_submitted": len(load.submitted),
@@ -244,6 +246,7 @@ def redis_fault(stack: Stack, live: LiveClient, name: str, fault) -> dict:
         "live_samples_again_s": live_after_s,
     }
     FAULT_FIGURES.append(figures)
+    assert busy and set(busy) == {200}, f"health flapped while a job ran: {busy}"
     assert not lost, [(job["id"], job["status"], job["error"]) for job in lost]
     assert figures["submissions_refused"] == 0, load.submitted
     assert running["status"] == "succeeded", running
