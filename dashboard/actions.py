@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from django.db import transaction
 from django.utils import timezone
@@ -30,17 +31,53 @@ def do_submit_job(user, kind: str, model: str, params: dict, node: str | None = 
     return job
 
 
+# Job submission never waits longer than this for the broker: a free producer from the pool, then
+# one publish bounded by the broker's socket timeout (settings.REDIS_SOCKET_TIMEOUT_S).
+ENQUEUE_POOL_WAIT_S = 2.0
+# After a failed publish, submissions skip the broker this long and go straight to waiting: during an
+# outage each would otherwise wait out the socket timeout again.
+BROKER_RETRY_AFTER_S = 5.0
+WAITING_FOR_QUEUE = "waiting for the job queue (Redis unreachable); sent again when it answers"
+_broker_failed_at = float("-inf")
+
+
+class BrokerUnavailable(ConnectionError):
+    """The broker failed moments ago; not tried again yet."""
+
+
 def _enqueue(job: Job) -> None:
+    """Send the job's task. When the broker cannot be reached the job stays queued with a visible
+    note and the queued-job sweep (workers.tasks.jobs.resend_lost_queued_jobs) sends it again once
+    Redis answers: the request answers at once and the job is neither stuck nor lost."""
+    global _broker_failed_at
+    try:
+        if time.monotonic() - _broker_failed_at < BROKER_RETRY_AFTER_S:
+            raise BrokerUnavailable("the job queue failed moments ago")
+        task_id = send_job_task(job.pk, job.queue or ANY_NODE_QUEUE)
+    except Exception as exc:  # broker down or stalled
+        if not isinstance(exc, BrokerUnavailable):
+            _broker_failed_at = time.monotonic()
+        log.warning(
+            "could not enqueue job %s (%s: %s); the sweep sends it later", job.pk, type(exc).__name__, exc
+        )
+        # No live push: it would wait on the same Redis; the page shows the note from the row.
+        Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(step=WAITING_FOR_QUEUE)
+        return
+    _broker_failed_at = float("-inf")
+    Job.objects.filter(pk=job.pk).update(celery_task_id=task_id)
+    live.push_job(Job.objects.get(pk=job.pk))
+
+
+def send_job_task(job_id: int, queue: str) -> str:
+    """Publish perfmon.run_benchmark for job_id on queue; returns the task id. Raises within a few
+    seconds when the broker is away: the producer pool is waited on with a timeout (kombu's default
+    waits forever, which wedged every request thread during a Redis pause) and the publish is tried once."""
+    from perfmon.celery import app
     from workers.tasks import run_benchmark
 
-    try:
-        async_result = run_benchmark.apply_async(args=[job.pk], queue=job.queue or ANY_NODE_QUEUE)
-    except Exception as exc:  # broker down: the job must not sit "queued" forever
-        log.exception("could not enqueue job %s", job.pk)
-        do_finish_job(job.pk, JobStatus.FAILED, error=f"could not reach the job queue: {exc}")
-        return
-    Job.objects.filter(pk=job.pk).update(celery_task_id=async_result.id)
-    live.push_job(Job.objects.get(pk=job.pk))
+    with app.producer_pool.acquire(block=True, timeout=ENQUEUE_POOL_WAIT_S) as producer:
+        result = run_benchmark.apply_async(args=[job_id], queue=queue, producer=producer, retry=False)
+    return result.id
 
 
 def do_finish_job(job_id: int, status: str, *, result: dict | None = None, error: str = "") -> Job:

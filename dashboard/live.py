@@ -10,14 +10,23 @@ Topics a browser can subscribe to over /ws/live:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import re
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+log = logging.getLogger(__name__)
+
 _GROUP_SAFE = re.compile(r"[^a-zA-Z0-9\-_.]")
+# A push is best effort: a browser that misses one catches up from the database on its next page or
+# push, whereas a push that waits on a stalled Redis would hold a request or fail a benchmark.
+PUSH_TIMEOUT_S = 2.0
+# Log an outage once when it starts, not once per push.
+_push_failing = False
 
 
 def group_for_topic(topic: str) -> str | None:
@@ -49,11 +58,31 @@ def push_event(payload: dict) -> dict:
     return {"type": "push", "text": json.dumps(payload, separators=(",", ":"))}
 
 
-def push(topic: str, payload: dict) -> None:
-    """Send a JSON payload to every browser subscribed to topic (from synchronous code)."""
+def push(topic: str, payload: dict) -> bool:
+    """Send a JSON payload to every browser subscribed to topic (from synchronous code).
+
+    Best effort: gives up after PUSH_TIMEOUT_S and never raises for Redis trouble; returns whether
+    the push went out."""
+    global _push_failing
     group = group_for_topic(topic)
     assert group is not None, topic
-    async_to_sync(get_channel_layer().group_send)(group, push_event(payload))
+    try:
+        async_to_sync(_send_bounded)(group, push_event(payload))
+    except Exception as exc:  # Redis down, stalled or restarting: the measurement goes on
+        if not _push_failing:
+            log.warning(
+                "live push to %s failed (%s: %s); carrying on without it", topic, type(exc).__name__, exc
+            )
+        _push_failing = True
+        return False
+    if _push_failing:
+        log.info("live pushes go out again")
+        _push_failing = False
+    return True
+
+
+async def _send_bounded(group: str, event: dict) -> None:
+    await asyncio.wait_for(get_channel_layer().group_send(group, event), timeout=PUSH_TIMEOUT_S)
 
 
 def push_job(job) -> None:

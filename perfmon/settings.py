@@ -120,10 +120,24 @@ WHITENOISE_USE_FINDERS = True
 # `perfmon up` and the test suite start a private Redis and set REDIS_URL for their children.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# Every Redis call is bounded: a stalled Redis (SIGSTOP, a full disk, a network partition) must make
+# callers fail within seconds, never hold a request thread, the sampler's tick or a benchmark.
+REDIS_SOCKET_TIMEOUT_S = 3.0
+REDIS_CONNECT_TIMEOUT_S = 2.0
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "perfmon"},
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+                    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+                }
+            ],
+            "prefix": "perfmon",
+        },
     }
 }
 
@@ -135,12 +149,50 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TRACK_STARTED = True
+# Bounded broker and result-store calls (kombu and the Redis result backend wait 120 s or forever by
+# default). The socket timeout must exceed kombu's 1 s BRPOP poll, or idle workers would time out.
+_REDIS_TIMEOUTS = {
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+}
+CELERY_BROKER_TRANSPORT_OPTIONS = {**_REDIS_TIMEOUTS, "health_check_interval": 10}
+CELERY_REDIS_SOCKET_TIMEOUT = REDIS_SOCKET_TIMEOUT_S
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_CONNECT_TIMEOUT_S
+# Sending a task also subscribes the sender to its result: give up on that in about 2 s too
+# (Celery's default retries 20 times).
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.5,
+        "interval_max": 0.5,
+        "timeout": 2.0,
+    }
+}
+# A publish gives up after about a second instead of retrying for ~20 s; job submission has its own,
+# shorter path (dashboard.actions) and the queued-job sweep sends again what did not get through.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 0.5,
+}
+# Workers and beat ride out any Redis outage (the supervisor would restart them anyway).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# How often each worker writes its liveness to Redis, and after how long without it a worker counts
+# as gone (/healthz, the orphaned-job sweep). A busy worker still beats: a thread of its main process does.
+WORKER_BEAT_S = 2.0
+WORKER_STALE_AFTER_S = 15.0
+# A queued job whose broker message has vanished (Redis restarted, or enqueueing failed while Redis
+# was away) is sent again once it has been queued this long.
+QUEUED_RESEND_AFTER_S = float(os.environ.get("PERFMON_QUEUED_RESEND_AFTER_S", "10"))
 # A running job whose worker stopped answering is failed as "worker lost": looked for every
 # ORPHAN_SWEEP_S, once the job has run ORPHAN_GRACE_S (a worker that just started gets time to report).
 ORPHAN_SWEEP_S = float(os.environ.get("PERFMON_ORPHAN_SWEEP_S", "15"))
 ORPHAN_GRACE_S = float(os.environ.get("PERFMON_ORPHAN_GRACE_S", "20"))
 CELERY_BEAT_SCHEDULE = {
     "fail-orphaned-jobs": {"task": "perfmon.fail_orphaned_jobs", "schedule": ORPHAN_SWEEP_S},
+    "resend-lost-queued-jobs": {"task": "perfmon.resend_lost_queued_jobs", "schedule": ORPHAN_SWEEP_S},
     "fail-interrupted-validations": {
         "task": "perfmon.fail_interrupted_validations",
         "schedule": ORPHAN_SWEEP_S,

@@ -15,6 +15,7 @@ from dashboard.actions import _enqueue
 from dashboard.models import ApiToken, Job, JobStatus
 from perfmon.celery import app
 from tests.dashboard.live_client import communicator_for, receive_until, subscribe
+from workers.tasks.liveness import start_beating
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,7 +26,10 @@ def celery_worker():
     with start_worker(
         app, pool="solo", queues=["jobs"], perform_ping_check=False, shutdown_timeout=30
     ) as worker:
+        # The test controller sends no worker_ready: start the liveness a real worker writes itself.
+        stop_beating = start_beating(worker.hostname)
         yield worker
+        stop_beating.set()
 
 
 @pytest.fixture
@@ -93,15 +97,22 @@ async def test_a_job_whose_task_raises_ends_failed_with_the_error(celery_worker,
     assert job.finished_at is not None
 
 
-async def test_running_jobs_of_a_vanished_worker_are_failed_and_others_left_alone(celery_worker, user_client):
-    from datetime import timedelta
+async def test_running_jobs_of_a_vanished_worker_are_failed_and_others_left_alone(
+    celery_worker, user_client, settings
+):
+    import datetime
 
     from django.utils import timezone
 
+    from dashboard.workers_seen import alive_workers
     from workers.tasks import fail_orphaned_jobs
 
     user, _client = user_client
-    long_ago = timezone.now() - timedelta(minutes=5)
+    settings.ORPHAN_GRACE_S = 1
+    worker_since = (await sync_to_async(alive_workers)())[celery_worker.hostname]["since"]
+    # Claimed after the worker started (before that, the job would belong to an earlier process).
+    long_ago = datetime.datetime.fromtimestamp(worker_since + 0.01, tz=datetime.UTC)
+    await asyncio.sleep(max(0.0, worker_since + 1.5 - timezone.now().timestamp()))
     common = {"kind": "benchmark", "model_name": "SimpleModel", "params": {}, "status": JobStatus.RUNNING}
     orphan = await sync_to_async(Job.objects.create)(
         worker_hostname="jobs@vanished", started_at=long_ago, **common
@@ -118,5 +129,5 @@ async def test_running_jobs_of_a_vanished_worker_are_failed_and_others_left_alon
     for job in (orphan, alive, just_started):
         await job.arefresh_from_db()
     assert orphan.status == JobStatus.FAILED and "worker lost" in orphan.error
-    assert alive.status == JobStatus.RUNNING, "its worker answers the ping"
+    assert alive.status == JobStatus.RUNNING, "its worker is seen alive"
     assert just_started.status == JobStatus.RUNNING, "a worker gets a grace period to report"

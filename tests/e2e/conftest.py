@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,12 @@ def browser():
         )
         yield browser
         browser.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault suite's measured figures (jobs lost, samples missing, recovery times) for the README."""
+    faults = sys.modules.get("tests.e2e.test_faults")
+    if faults is not None and faults.FAULT_FIGURES:
+        terminalreporter.section("fault figures")
+        for row in faults.FAULT_FIGURES:
+            terminalreporter.write_line(json.dumps(row))

@@ -77,8 +77,9 @@ def _send(request: urllib.request.Request) -> tuple[int, dict]:
         return error.code, json.loads(body) if body.startswith(b"{") else {}
 
 
-def start_stack(data_dir: Path, ready_timeout_s: float = 120, **env_overrides: str) -> Stack:
-    port = free_port()
+def start_stack_process(data_dir: Path, port: int | None = None, **env_overrides: str) -> Stack:
+    """`perfmon up` started, not yet ready (see start_stack)."""
+    port = port or free_port()
     env = {key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "DATABASE_URL"}}
     env.update(
         PERFMON_DATA_DIR=str(data_dir),
@@ -98,7 +99,12 @@ def start_stack(data_dir: Path, ready_timeout_s: float = 120, **env_overrides: s
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    stack = Stack(process, f"http://127.0.0.1:{port}", data_dir, env, log_path)
+    return Stack(process, f"http://127.0.0.1:{port}", data_dir, env, log_path)
+
+
+def start_stack(data_dir: Path, ready_timeout_s: float = 120, **env_overrides: str) -> Stack:
+    stack = start_stack_process(data_dir, **env_overrides)
+    process = stack.process
     # The redis URL the stack chose is in its log; children inherit it, the CLI helpers need it.
     deadline = time.monotonic() + ready_timeout_s
     while time.monotonic() < deadline:

@@ -1,7 +1,8 @@
 """Celery tasks, one module per area; Celery's autodiscovery imports this package."""
 
+from workers.tasks import liveness
 from workers.tasks.history import compact_metric_history, enforce_retention
-from workers.tasks.jobs import fail_orphaned_jobs, run_benchmark
+from workers.tasks.jobs import fail_orphaned_jobs, resend_lost_queued_jobs, run_benchmark
 from workers.tasks.registry import fail_interrupted_validations, validate_model_version
 
 __all__ = [
@@ -9,6 +10,8 @@ __all__ = [
     "enforce_retention",
     "fail_interrupted_validations",
     "fail_orphaned_jobs",
+    "liveness",
+    "resend_lost_queued_jobs",
     "run_benchmark",
     "validate_model_version",
 ]

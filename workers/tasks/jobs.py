@@ -110,7 +110,7 @@ def _progress_reporter(job_id: int):
             changes["log"] = Concat("log", Value(line))
             message["log_line"] = line
         Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(**changes)
-        live.push(f"job:{job_id}", message)
+        live.push(f"job:{job_id}", message)  # best effort: a Redis hiccup must not fail the measurement
 
     return report
 
@@ -130,7 +130,12 @@ def _cancel_checker(job_id: int, every_s: float = 1.0):
 
 @shared_task(name="perfmon.fail_orphaned_jobs", queue="maintenance")
 def fail_orphaned_jobs() -> int:
-    """Fail running jobs whose worker died, so that no job stays "running" forever."""
+    """Fail running jobs whose worker died, so that no job stays "running" forever.
+
+    A worker counts as gone when it has not written its liveness lately (dashboard.workers_seen), or
+    when the worker of that name now alive started after the job did: the supervisor restarted it
+    under the same name, and the new process cannot be measuring a job the old one claimed."""
+    from dashboard.workers_seen import alive_workers
     from perfmon.celery import app
 
     running = list(
@@ -141,12 +146,80 @@ def fail_orphaned_jobs() -> int:
     )
     if not running:
         return 0
-    replies = app.control.ping(timeout=1.0) or []
-    alive = {name for reply in replies for name in reply}
+    alive = alive_workers()  # Redis away: raise, and the next sweep looks again
+    unseen = {job.worker_hostname for job in running} - set(alive)
+    if unseen:
+        # Just after a Redis outage every liveness key has expired and workers write theirs again
+        # within a few seconds: a worker that still answers a ping is not lost.
+        alive.update({name: {} for reply in app.control.ping(timeout=1.0) or [] for name in reply})
     failed = 0
     for job in running:
+        worker = alive.get(job.worker_hostname)
+        restarted = worker is not None and worker.get("since", 0) > job.started_at.timestamp()
         task_state = app.AsyncResult(job.celery_task_id).state if job.celery_task_id else "UNKNOWN"
-        if job.worker_hostname not in alive or task_state in {"FAILURE", "REVOKED"}:
+        if worker is None or restarted or task_state in {"FAILURE", "REVOKED"}:
             do_finish_job(job.pk, JobStatus.FAILED, error="worker lost: the worker running this job stopped")
             failed += 1
     return failed
+
+
+@shared_task(name="perfmon.resend_lost_queued_jobs", queue="maintenance")
+def resend_lost_queued_jobs() -> int:
+    """Send again every job queued for a while whose broker message is nowhere: not in its queue, not
+    delivered-but-unacknowledged. That happens when Redis lost its data (a restart without the
+    append-only file) or was away when the job was submitted. A duplicate is harmless: run_benchmark
+    claims a job only while it is queued. Returns the number of jobs sent again."""
+    from dashboard.actions import send_job_task
+    from dashboard.queues import ANY_NODE_QUEUE
+
+    queued = list(
+        Job.objects.filter(
+            status=JobStatus.QUEUED,
+            created_at__lt=timezone.now() - timedelta(seconds=settings.QUEUED_RESEND_AFTER_S),
+        )
+    )
+    if not queued:
+        return 0
+    present = _task_ids_in_broker({job.queue or ANY_NODE_QUEUE for job in queued})
+    resent = 0
+    for job in queued:
+        if job.celery_task_id and job.celery_task_id in present:
+            continue
+        task_id = send_job_task(job.pk, job.queue or ANY_NODE_QUEUE)  # Redis away again: the next sweep
+        Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(celery_task_id=task_id, step="")
+        log.warning("job %s was queued but its message was gone; sent it again", job.pk)
+        resent += 1
+    return resent
+
+
+# kombu's Redis transport keeps a queue in one list per priority step, named queue + "\x06\x16" +
+# step (step 0 is the bare name), and delivered, unacknowledged messages in the "unacked" hash.
+_PRIORITY_SEPARATOR = "\x06\x16"
+_PRIORITY_STEPS = (0, 3, 6, 9)
+
+
+def _task_ids_in_broker(queues: set[str]) -> set[str]:
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=settings.REDIS_SOCKET_TIMEOUT_S,
+        socket_connect_timeout=settings.REDIS_CONNECT_TIMEOUT_S,
+    )
+    messages: list[bytes] = []
+    try:
+        for queue in queues:
+            for step in _PRIORITY_STEPS:
+                key = queue if step == 0 else f"{queue}{_PRIORITY_SEPARATOR}{step}"
+                messages.extend(client.lrange(key, 0, -1))
+        unacked = [json.loads(raw)[0] for raw in client.hvals("unacked")]
+    finally:
+        client.close()
+    ids = set()
+    for message in [json.loads(raw) for raw in messages] + unacked:
+        task_id = (message.get("headers") or {}).get("id")
+        if task_id:
+            ids.add(task_id)
+    return ids
