@@ -12,6 +12,8 @@ turns into a 403 page and the API into a 403 {"error"}.
 
 from __future__ import annotations
 
+import json
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 
 from dashboard.models.roles import ROLE_RANK, Role, UserRole
@@ -64,3 +66,23 @@ def grant(user, role: Role | str) -> None:
 def do_set_role(actor, user, role: Role | str) -> None:
     require(actor, Role.ADMIN, "changing a user's role")
     grant(user, role)
+
+
+HIDDEN_COMMAND = "hidden: command lines are shown to operators and admins"
+
+
+def redact_commands(text: str) -> str:
+    """A live frame (JSON text) with every process's command line replaced, for viewers.
+
+    Only frames that mention "command" are parsed, so the frames most watchers get pass untouched."""
+    if '"command"' not in text:
+        return text
+
+    def scrub(value):
+        if isinstance(value, dict):
+            return {k: (HIDDEN_COMMAND if k == "command" and v else scrub(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return value
+
+    return json.dumps(scrub(json.loads(text)))

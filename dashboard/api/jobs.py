@@ -7,7 +7,7 @@ from typing import Any
 from ninja import Router, Schema, Status
 
 from dashboard.actions import JobAlreadyFinished, do_cancel_job, do_submit_job
-from dashboard.api.errors import Error
+from dashboard.api.errors import WRITE_ERRORS, Error
 from dashboard.models import Job
 
 router = Router(tags=["jobs"])
@@ -44,7 +44,7 @@ class JobOut(Schema):
     finished_at: str | None
 
 
-@router.post("", response={201: JobCreated, 400: Error, 401: Error})
+@router.post("", response={201: JobCreated, **WRITE_ERRORS})
 def submit_job(request, payload: JobIn):
     """Queue a job. Example: {"kind": "benchmark", "model": "SimpleModel", "params": {"batch_sizes": [32], "iterations": 200}}."""
     job = do_submit_job(request.user, payload.kind, payload.model, payload.params, payload.node)
@@ -66,7 +66,7 @@ def list_jobs(request, limit: int = 50):
     return [job.to_json() for job in Job.objects.prefetch_related("regressions")[:limit]]
 
 
-@router.post("/{job_id}/cancel", response={200: JobOut, 401: Error, 404: Error, 409: Error})
+@router.post("/{job_id}/cancel", response={200: JobOut, **WRITE_ERRORS, 404: Error, 409: Error})
 def cancel_job(request, job_id: int):
     """Cancel a queued or running job; 409 if it has already ended."""
     if not Job.objects.filter(pk=job_id).exists():

@@ -15,7 +15,7 @@ from typing import Any
 from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
-from dashboard.api.errors import Error
+from dashboard.api.errors import WRITE_ERRORS, Error
 from dashboard.models import RegisteredModel
 from dashboard.registry_actions import do_register_upload, parse_input_spec
 from workers.registry import Rejected
@@ -56,7 +56,7 @@ class ModelDetailOut(ModelOut):
     versions: list[ModelVersionOut]
 
 
-@router.post("", response={201: ModelVersionOut, 400: Error, 401: Error})
+@router.post("", response={201: ModelVersionOut, **WRITE_ERRORS})
 def upload_model(
     request,
     file: File[UploadedFile],
