@@ -44,7 +44,10 @@ def parse_input_spec(raw: str | None) -> InputSpec | None:
     if raw is None or not raw.strip():
         return None
     try:
-        return InputSpec.from_json(json.loads(raw))
+        parsed = json.loads(raw)
+        if parsed is None:  # JSON null, as a client sends an absent optional field: no spec
+            return None
+        return InputSpec.from_json(parsed)
     except ValueError as exc:  # json.JSONDecodeError is a ValueError too
         raise Rejected("invalid request", f"input spec: {exc}") from None
 

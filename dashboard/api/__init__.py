@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from dashboard.api.auth import BearerToken, SessionCookie, login_or_token_required, unauthenticated_message
+from dashboard.api.openapi import PerfmonAPI
 from dashboard.api.parser import StrictJsonParser
 from dashboard.jobspec import InvalidJob
 
-api = NinjaAPI(
+api = PerfmonAPI(
     title="perfmon API",
     version="1",
     auth=[BearerToken(), SessionCookie()],

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from ninja import Router, Schema, Status
+from ninja import Field, Router, Schema, Status
 
 from dashboard.actions import JobAlreadyFinished, do_cancel_job, do_submit_job
 from dashboard.api.errors import WRITE_ERRORS, Error
+from dashboard.jobspec import PARAMS_BY_KIND
 from dashboard.models import Job
 
 router = Router(tags=["jobs"])
 
 
 class JobIn(Schema):
-    kind: str
-    model: str
-    node: str | None = None
+    # Documented as the registry's kinds; checked by validate_submission, whose 400 lists them.
+    kind: str = Field(json_schema_extra={"enum": list(PARAMS_BY_KIND)})
+    model: str = Field(min_length=1, description="a zoo name, or a registered model's name[@version]")
+    node: str | None = Field(
+        default=None, description="a registered node; empty or null: any node (CPU jobs)"
+    )
     params: dict[str, Any] = {}
 
 
