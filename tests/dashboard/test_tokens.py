@@ -39,6 +39,7 @@ class TokenCommandTestCase(BaseTestCase):
 
 class TokenRoleAndExpiryCommandTestCase(BaseTestCase):
     run_cli = TokenCommandTestCase.run_cli
+
     def test_it_gives_a_token_the_role_asked_for_and_never_more_than_the_users(self):
         code, raw, _ = self.run_cli("token", "alice", "--role", "viewer")
         self.assertEqual(code, 0)
