@@ -40,10 +40,11 @@ class PerfmonUserAdmin(UserAdmin):
     """Django's user admin plus the perfmon role, shown in the list and changed on the user's page."""
 
     inlines = [*UserAdmin.inlines, UserRoleInline]
-    list_display = [*UserAdmin.list_display, "perfmon_role"]
+    list_display = [*UserAdmin.list_display, "role_column"]
 
+    # Not named perfmon_role: that is the user's reverse accessor, which the admin would show instead.
     @admin.display(description="perfmon role")
-    def perfmon_role(self, user) -> str:
+    def role_column(self, user) -> str:
         return user_role(user).value
 
 

@@ -163,3 +163,13 @@ class TestTokenRoles(RolesTestCase):
         self.assertEqual(self.client.post(f"/tokens/{token.pk}/revoke/").status_code, 302)
         self.client.logout()
         self.assertEqual(self.client.get("/api/jobs", **self.bearer()).status_code, 401)
+
+
+class TestAdmin(RolesTestCase):
+    def test_the_admin_shows_each_users_role_and_the_field_to_change_it(self):
+        self.client.force_login(self.root)
+        listing = self.client.get("/admin/auth/user/").content.decode()
+        self.assertIn("perfmon role", listing.lower())
+        self.assertIn("operator", listing)
+        page = self.client.get(f"/admin/auth/user/{self.victor.pk}/change/").content.decode()
+        self.assertIn('name="perfmon_role-0-role"', page)
