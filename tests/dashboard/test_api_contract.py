@@ -11,7 +11,9 @@ JOB = {"kind": "benchmark", "model": "SimpleModel", "params": {"batch_sizes": [1
 
 class TestApiContract(BaseTestCase):
     def test_an_unauthenticated_post_is_401_json_not_a_csrf_complaint(self):
-        response = self.client.post("/api/jobs", json.dumps(JOB), content_type="application/json")
+        # CSRF enforced as in a real client (the test client skips it by default).
+        client = self.client_class(enforce_csrf_checks=True)
+        response = client.post("/api/jobs", json.dumps(JOB), content_type="application/json")
         self.assertEqual(response.status_code, 401)
         self.assertIn("authentication required", response.json()["error"])
 
