@@ -173,3 +173,11 @@ class TestAdmin(RolesTestCase):
         self.assertIn("operator", listing)
         page = self.client.get(f"/admin/auth/user/{self.victor.pk}/change/").content.decode()
         self.assertIn('name="perfmon_role-0-role"', page)
+
+
+class TestForbiddenPage(RolesTestCase):
+    def test_a_viewer_is_told_why_a_form_post_was_refused(self):
+        self.client.force_login(self.victor)
+        response = self.client.post(f"/jobs/{self.admins_job.pk}/cancel/")
+        self.assertEqual(response.status_code, 403)
+        self.assertContains(response, "cancelling a job needs the operator role", status_code=403)
