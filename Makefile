@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint test-postgres setup browser clean vendor
+.PHONY: run test lint test-postgres setup browser clean vendor contract
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ browser:
 
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# schemathesis against a live server: every check on every API operation (also part of `make test`).
+contract: $(STAMP)
+	$(BIN)/python -m pytest tests/contract -s $(PYTEST_ARGS)
 
 # The database-touching tests again, on PostgreSQL (the production database).
 test-postgres: $(STAMP)

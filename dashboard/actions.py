@@ -11,6 +11,7 @@ from django.utils import timezone
 from dashboard import live
 from dashboard.jobspec import validate_submission
 from dashboard.models import Job, JobStatus
+from dashboard.permissions import Role, require
 from dashboard.queues import ANY_NODE_QUEUE, queue_for
 from dashboard.results.regressions import record_regressions
 
@@ -20,7 +21,9 @@ log = logging.getLogger(__name__)
 def do_submit_job(user, kind: str, model: str, params: dict, node: str | None = None) -> Job:
     """Create a queued job and enqueue its task on its node's queue once the row is committed.
 
-    Raises dashboard.jobspec.InvalidJob for a submission we refuse."""
+    Raises dashboard.permissions.PermissionDenied for a viewer, dashboard.jobspec.InvalidJob for a
+    submission we refuse."""
+    require(user, Role.OPERATOR, "submitting a job")
     kind, model, params, node = validate_submission(kind, model, params, node)
     queue = queue_for(node, params.get("device", "cpu"))
     job = Job.objects.create(
@@ -116,7 +119,11 @@ class JobAlreadyFinished(ValueError):
 
 def do_cancel_job(job_id: int, user) -> Job:
     """Cancel a queued or running job: a queued one never starts; a running one stops at its
-    worker's next step (the worker checks about once a second)."""
+    worker's next step (the worker checks about once a second).
+
+    Any operator may cancel any job: operators share the fleet, and one must be able to stop a
+    colleague's runaway job. Viewers may cancel none."""
+    require(user, Role.OPERATOR, "cancelling a job")
     who = getattr(user, "username", "") or "someone"
     cancelled = Job.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
         status=JobStatus.CANCELLED, finished_at=timezone.now(), error=f"cancelled by {who}", step=""

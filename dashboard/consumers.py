@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from dashboard.live import group_for_topic
+from dashboard.permissions import can_see_command_lines, redact_commands
 
 # 4401 mirrors HTTP 401: the browser's close event tells the page to send the user to log in.
 CLOSE_UNAUTHENTICATED = 4401
@@ -29,6 +31,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED, reason="authentication required: log in")
             return
         self.groups_joined: set[str] = set()
+        self.sees_commands = await sync_to_async(can_see_command_lines)(user)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -91,7 +94,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         # time; pushes never touch the database, and at hundreds of watchers that hop was a third
         # of the server's CPU (bench/ws_fanout.py). Other messages keep the default.
         if message["type"] == "push":
-            await self.send(text_data=message["text"])
+            text = message["text"]
+            await self.send(text_data=text if self.sees_commands else redact_commands(text))
             return
         await super().dispatch(message)
 

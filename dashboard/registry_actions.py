@@ -26,6 +26,8 @@ from django.utils import timezone
 
 from dashboard import live
 from dashboard.models import Job, JobStatus, ModelVersion, ModelVersionStatus, RegisteredModel
+from dashboard.permissions import PermissionDenied, Role, has_role, require
+from workers import zoo
 from workers.registry import ModelStore, Rejected, StagedFile, check_upload
 from workers.zoo import InputSpec
 
@@ -45,7 +47,10 @@ def parse_input_spec(raw: str | None) -> InputSpec | None:
     if raw is None or not raw.strip():
         return None
     try:
-        return InputSpec.from_json(json.loads(raw))
+        parsed = json.loads(raw)
+        if parsed is None:  # JSON null, as a client sends an absent optional field: no spec
+            return None
+        return InputSpec.from_json(parsed)
     except ValueError as exc:  # json.JSONDecodeError is a ValueError too
         raise Rejected("invalid request", f"input spec: {exc}") from None
     except OverflowError:  # float() of a 400-digit "low"
@@ -68,8 +73,11 @@ def do_register_upload(
 ) -> ModelVersion:
     """Store an uploaded file as the next version of the model called name (created if new).
 
-    chunks is the file's content (e.g. UploadedFile.chunks()). Raises Rejected with the reason."""
+    chunks is the file's content (e.g. UploadedFile.chunks()). Raises Rejected with the reason,
+    dashboard.permissions.PermissionDenied for a user who may not add to this model."""
     name = _check_name(name)
+    # Refused before a byte is staged: a viewer's upload must cost the server nothing.
+    _require_may_add(user, RegisteredModel.objects.filter(name=name).first())
     store = model_store()
     staged = store.stage(chunks, settings.PERFMON_MAX_UPLOAD_BYTES)
     try:
@@ -105,6 +113,7 @@ def do_register_file(
 
     The file is copied into the store and goes through the same checks and validation as an upload."""
     name = _check_name(name)
+    _require_may_add(user, RegisteredModel.objects.filter(name=name).first())
     store = model_store()
     staged = store.stage_file(path, settings.PERFMON_MAX_UPLOAD_BYTES)
     try:
@@ -132,6 +141,25 @@ def _check_name(name: str) -> str:
             "name must be 1-200 characters of letters, digits, spaces, '.', '_' or '-', starting with a letter or digit",
         )
     return name
+
+
+def _require_may_add(user, model: RegisteredModel | None) -> None:
+    """Operators upload; only a model's owner (or an admin) adds versions to an existing model.
+
+    Why not every operator: a job names a model, and runs its newest version. Whoever can add a
+    version decides what code the owner's next job runs, so that right stays with the owner."""
+    require(user, Role.OPERATOR, "uploading a model")
+    if model is None or has_role(user, Role.ADMIN):
+        return
+    if model.name in zoo.ZOO:
+        # The tree of a zoo model's optimized versions: its bare name always runs the zoo model
+        # itself, so a version added here changes no one's next job. Any operator may add.
+        return
+    if model.owner_id is None or model.owner_id != getattr(user, "pk", None):
+        owner = model.owner.username if model.owner else "nobody"
+        raise PermissionDenied(
+            f"model {model.name!r} belongs to {owner}: only its owner or an admin may add versions"
+        )
 
 
 def _parent(parent_version_id: int | None) -> ModelVersion | None:
@@ -170,9 +198,11 @@ def _register(
     new_file = False
     try:
         with transaction.atomic():
-            model, _created = RegisteredModel.objects.get_or_create(
+            model, created = RegisteredModel.objects.get_or_create(
                 name=name, defaults={"owner": user, "description": description}
             )
+            if not created:  # made by someone else since the early check
+                _require_may_add(user, model)
             # Locks the model's row where the database can (PostgreSQL); SQLite's IMMEDIATE
             # transactions already serialize writers. The unique constraint backs both.
             RegisteredModel.objects.select_for_update().filter(pk=model.pk).first()

@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("dashboard.urls_nodes")),
     path("", include("dashboard.urls_models")),
     path("", include("dashboard.urls_results")),
+    path("", include("dashboard.urls_tokens")),
 ]

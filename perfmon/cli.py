@@ -2,7 +2,7 @@
 
 perfmon up      the whole stack on this machine: web server, sampler, Celery worker and beat
 perfmon agent   a GPU node joining a central perfmon: sampler and Celery worker
-perfmon token   print a new API token for a user
+perfmon token   print a new API token for a user (--role, --expires), or for an agent node (--agent)
 perfmon manage  Django's management commands (migrate, createsuperuser, ...)
 """
 
@@ -47,8 +47,18 @@ def main(argv: list[str] | None = None) -> int:
             help="sample N simulated GPUs instead of NVML, labelled 'simulated' (env PERFMON_DEMO_GPUS)",
         )
 
-    token = commands.add_parser("token", help="print a new API token for a user")
-    token.add_argument("username")
+    token = commands.add_parser("token", help="print a new API token for a user or an agent node")
+    token.add_argument("username", nargs="?", help="the user the token acts as")
+    token.add_argument(
+        "--role",
+        choices=["viewer", "operator", "admin"],
+        help="what the token may do, at most the user's role (default: the user's role)",
+    )
+    token.add_argument("--expires", help="30d, 12h, 2w, a date like 2027-01-31, or never (default)")
+    token.add_argument("--label", default="", help="what the token is for, shown on the tokens page")
+    token.add_argument(
+        "--agent", metavar="NODE", help="a token of its own for the agent node NODE (instead of a user)"
+    )
     token.add_argument("--data-dir")
 
     commands.add_parser("sampler", help="(internal) run only the sampler daemon")
@@ -144,6 +154,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     directory = data_dir()
     os.environ["PERFMON_DATA_DIR"] = str(directory)
+    # The web server's settings derive the allowed hosts from the address it is bound to.
+    os.environ["PERFMON_HOST"] = args.host
     redis = None
     if not os.environ.get("REDIS_URL"):
         redis = PrivateRedis(directory / "redis").start()
@@ -274,15 +286,38 @@ def cmd_token(args: argparse.Namespace) -> int:
     _setup_django()
     from django.contrib.auth import get_user_model
 
-    from dashboard.models import ApiToken
+    from dashboard.permissions import PermissionDenied
+    from dashboard.token_actions import BadTokenRequest, do_issue_agent_token, do_issue_token, parse_expiry
 
-    user = get_user_model().objects.filter(username=args.username).first()
-    if user is None:
-        print(f"perfmon token: no user named {args.username!r}", file=sys.stderr)
+    try:
+        expires_at = parse_expiry(args.expires)
+        if args.agent:
+            if args.username or args.role:
+                raise BadTokenRequest("--agent makes a token for a node: give no username or --role")
+            # Whoever runs this has the server's shell and database: the CLI acts as an admin.
+            _token, raw = do_issue_agent_token(_CliAdmin(), args.agent, expires_at=expires_at)
+        else:
+            if not args.username:
+                raise BadTokenRequest("give a username, or --agent NODE")
+            user = get_user_model().objects.filter(username=args.username).first()
+            if user is None:
+                print(f"perfmon token: no user named {args.username!r}", file=sys.stderr)
+                return 2
+            _token, raw = do_issue_token(user, role=args.role, expires_at=expires_at, label=args.label)
+    except (BadTokenRequest, PermissionDenied) as exc:
+        print(f"perfmon token: {exc}", file=sys.stderr)
         return 2
-    _token, raw = ApiToken.issue(user)
     print(raw)
     return 0
+
+
+class _CliAdmin:
+    """The actor behind the command line: its user has the server's shell, so it may do what an admin may."""
+
+    pk = None
+    is_active = True
+    is_authenticated = True
+    is_superuser = True
 
 
 def cmd_sampler(args: argparse.Namespace) -> int:

@@ -16,13 +16,28 @@ from pathlib import Path
 import dj_database_url
 
 from perfmon.env import ConfigError, data_dir, env_bool, env_int, env_list, secret_key
+from perfmon.security import allowed_hosts
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = data_dir()
 SECRET_KEY = secret_key(DATA_DIR)
 DEBUG = env_bool("DEBUG", False)
-ALLOWED_HOSTS = env_list("PERFMON_ALLOWED_HOSTS", ["*"])
+# --- Request security (perfmon/security.py; README "Security") ---
+# The hosts we answer to (and the Origins the WebSocket accepts): PERFMON_ALLOWED_HOSTS, else what
+# `perfmon up --host` is bound to plus localhost; never "*" unless set so.
+ALLOWED_HOSTS = allowed_hosts()
 CSRF_TRUSTED_ORIGINS = env_list("PERFMON_CSRF_TRUSTED_ORIGINS", [])
+# Over TLS (seen directly or through a proxy's X-Forwarded-Proto that uvicorn trusts), cookies are
+# marked Secure by SecurityHeadersMiddleware and Django sends HSTS; PERFMON_HTTPS=true also marks
+# them Secure on plain requests (for proxies uvicorn does not trust) and redirects http to https.
+PERFMON_HTTPS = env_bool("PERFMON_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = PERFMON_HTTPS
+SECURE_HSTS_SECONDS = env_int("PERFMON_HSTS_SECONDS", 365 * 24 * 3600)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+# A JSON body over this is refused with a 400 {"error"} (uploads are streamed and do not count).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("PERFMON_MAX_BODY_BYTES", 2_621_440)
+# --- end request security ---
 
 # The name this node's sampler and worker register under.
 NODE_NAME = os.environ.get("PERFMON_NODE_NAME") or socket.gethostname()
@@ -40,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "perfmon.security.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -1,43 +1,49 @@
 """The public REST API (django-ninja; OpenAPI at /api/openapi.json, docs at /api/docs).
 
-Every endpoint needs a user: a session cookie or `Authorization: Bearer <token>`.
-Every 4xx answer has one shape: {"error": "<what is wrong>"}."""
+Every endpoint, the OpenAPI document and the docs need a user: a session cookie (with its CSRF
+token for writes) or `Authorization: Bearer <token>`; without one, 401. Writes need the operator
+role (403 otherwise, see dashboard.permissions). JSON bodies must be `application/json` in UTF-8
+(415 otherwise). Every 4xx answer has one shape: {"error": "<what is wrong>"}."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
-from ninja import NinjaAPI
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from ninja.errors import AuthenticationError, HttpError, ValidationError
-from ninja.security import HttpBearer, django_auth
 
+from dashboard.api.auth import BearerToken, SessionCookie, login_or_token_required, unauthenticated_message
 from dashboard.api.docs import LocalSwagger
+from dashboard.api.openapi import PerfmonAPI
+from dashboard.api.parser import StrictJsonParser
 from dashboard.jobspec import InvalidJob
-from dashboard.models import ApiToken
 
-
-class BearerToken(HttpBearer):
-    def authenticate(self, request: HttpRequest, token: str):
-        user = ApiToken.authenticate(token)
-        if user is not None:
-            request.user = user
-        return user
-
-
-api = NinjaAPI(
+api = PerfmonAPI(
     title="perfmon API",
     version="1",
-    auth=[BearerToken(), django_auth],
+    auth=[BearerToken(), SessionCookie()],
     urls_namespace="api",
+    parser=StrictJsonParser(),
+    docs_decorator=login_or_token_required,
     docs=LocalSwagger(),  # Swagger UI from static/vendor/: the default one comes from a CDN
 )
 
 
 @api.exception_handler(AuthenticationError)
 def _unauthenticated(request, exc):
-    message = "authentication required: log in, or send Authorization: Bearer <token> (see `perfmon token`)"
-    return api.create_response(request, {"error": message}, status=401)
+    return api.create_response(request, {"error": unauthenticated_message(request)}, status=401)
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, exc: PermissionDenied):
+    return api.create_response(request, {"error": str(exc) or "permission denied"}, status=403)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request, exc):
+    # Django refuses to read a body over DATA_UPLOAD_MAX_MEMORY_SIZE (file uploads are streamed
+    # and do not count); without this handler the client would get Django's HTML 400 page.
+    return api.create_response(request, {"error": f"request body too large: {exc}"}, status=400)
 
 
 @api.exception_handler(ValidationError)
@@ -47,10 +53,12 @@ def _invalid(request, exc: ValidationError):
 
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
-    message = str(exc)
-    if isinstance(exc.__cause__, ValueError):  # ninja's "Cannot parse request body" hides the reason
-        message = f"malformed JSON: {exc.__cause__}"
-    return api.create_response(request, {"error": message}, status=exc.status_code)
+    # ninja wraps what the body parser raised in a bare "Cannot parse request body" 400.
+    if isinstance(exc.__cause__, HttpError):
+        exc = exc.__cause__
+    elif isinstance(exc.__cause__, ValueError):
+        return api.create_response(request, {"error": f"malformed JSON: {exc.__cause__}"}, status=400)
+    return api.create_response(request, {"error": str(exc)}, status=exc.status_code)
 
 
 @api.exception_handler(InvalidJob)

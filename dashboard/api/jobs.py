@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponse
-from ninja import Router, Schema, Status
+from ninja import Field, Router, Schema, Status
 
 from dashboard.actions import JobAlreadyFinished, do_cancel_job, do_submit_job
-from dashboard.api.errors import Error
+from dashboard.api.errors import WRITE_ERRORS, Error
 from dashboard.job_filters import BadQuery, filter_jobs
+from dashboard.jobspec import PARAMS_BY_KIND
 from dashboard.models import Job
 
 router = Router(tags=["jobs"])
@@ -21,9 +22,12 @@ MAX_LIMIT = 500
 
 
 class JobIn(Schema):
-    kind: str
-    model: str
-    node: str | None = None
+    # Documented as the registry's kinds; checked by validate_submission, whose 400 lists them.
+    kind: str = Field(json_schema_extra={"enum": list(PARAMS_BY_KIND)})
+    model: str = Field(min_length=1, description="a zoo name, or a registered model's name[@version]")
+    node: str | None = Field(
+        default=None, description="a registered node; empty or null: any node (CPU jobs)"
+    )
     params: dict[str, Any] = {}
 
 
@@ -57,7 +61,7 @@ class JobOut(JobSummaryOut):
     log: str
 
 
-@router.post("", response={201: JobCreated, 400: Error, 401: Error})
+@router.post("", response={201: JobCreated, **WRITE_ERRORS})
 def submit_job(request, payload: JobIn):
     """Queue a job. Example: {"kind": "benchmark", "model": "SimpleModel", "params": {"batch_sizes": [32], "iterations": 200}}."""
     job = do_submit_job(request.user, payload.kind, payload.model, payload.params, payload.node)
@@ -115,7 +119,7 @@ def _integer(name: str, text: str, low: int, high: int | None) -> int:
     return value
 
 
-@router.post("/{job_id}/cancel", response={200: JobOut, 401: Error, 404: Error, 409: Error})
+@router.post("/{job_id}/cancel", response={200: JobOut, **WRITE_ERRORS, 404: Error, 409: Error})
 def cancel_job(request, job_id: int):
     """Cancel a queued or running job; 409 if it has already ended. Points already measured are
     kept: the worker stores them as a partial result when it stops."""

@@ -25,22 +25,23 @@ class SeriesOut(Schema):
     points: list[list[float]]
 
 
-class MetricOut(Schema):
+class CatalogMetricOut(Schema):
     metric: str
     gpu: int | None
     unit: str
 
 
-class NodeOut(Schema):
+class CatalogNodeOut(Schema):
+    # Not "NodeOut": OpenAPI names schemas by class name, and /api/nodes has a NodeOut of its own.
     name: str
     online: bool
     last_seen: str
     gpus: list[int]
-    metrics: list[MetricOut]
+    metrics: list[CatalogMetricOut]
 
 
 class CatalogOut(Schema):
-    nodes: list[NodeOut]
+    nodes: list[CatalogNodeOut]
 
 
 def _int(raw: str | None, name: str, default: int | None) -> int | None:

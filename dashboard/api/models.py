@@ -20,7 +20,7 @@ from django.http import FileResponse
 from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
-from dashboard.api.errors import Error
+from dashboard.api.errors import WRITE_ERRORS, Error
 from dashboard.models import ModelVersion, RegisteredModel
 from dashboard.registry_actions import (
     ModelInUse,
@@ -68,7 +68,7 @@ class ModelDetailOut(ModelOut):
     versions: list[ModelVersionOut]
 
 
-@router.post("", response={201: ModelVersionOut, 400: Error, 401: Error})
+@router.post("", response={201: ModelVersionOut, **WRITE_ERRORS})
 def upload_model(
     request,
     file: File[UploadedFile],

@@ -6,6 +6,7 @@ from typing import Any
 
 from ninja import Router, Schema
 
+from dashboard.api.errors import READ_ERRORS
 from dashboard.models import Node
 
 router = Router(tags=["nodes"])
@@ -20,7 +21,7 @@ class NodeOut(Schema):
     info: dict[str, Any]
 
 
-@router.get("", response=list[NodeOut])
+@router.get("", response={200: list[NodeOut], **READ_ERRORS})
 def list_nodes(request):
     return [
         {

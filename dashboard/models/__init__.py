@@ -5,9 +5,14 @@ from dashboard.models.jobs import TERMINAL_STATUSES, Job, JobKind, JobStatus
 from dashboard.models.nodes import Node
 from dashboard.models.registry import ModelFileFormat, ModelVersion, ModelVersionStatus, RegisteredModel
 from dashboard.models.results import Regression, Verdict
-from dashboard.models.tokens import TOKEN_PREFIX, ApiToken, hash_token
+from dashboard.models.roles import ROLE_RANK, Role, UserRole
+from dashboard.models.tokens import TOKEN_PREFIX, ApiToken, TokenRefused, hash_token
 
 __all__ = [
+    "ROLE_RANK",
+    "Role",
+    "TokenRefused",
+    "UserRole",
     "TERMINAL_STATUSES",
     "TOKEN_PREFIX",
     "ApiToken",

@@ -12,7 +12,8 @@ from celery.contrib.testing.worker import start_worker
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from dashboard.models import ApiToken, Job, JobStatus
+from dashboard.models import ApiToken, Job, JobStatus, Role
+from dashboard.permissions import grant
 from perfmon.celery import app
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,7 +31,8 @@ LONG = {
 @pytest.fixture
 def api():
     user = get_user_model().objects.create_user("erin", password="pw-erin-123")
-    _token, raw = ApiToken.issue(user)
+    grant(user, Role.OPERATOR)  # submits, cancels or uploads
+    _token, raw = ApiToken.issue(user, Role.OPERATOR)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
 
     def call(method: str, path: str, body: dict | None = None):

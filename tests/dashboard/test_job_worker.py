@@ -12,7 +12,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from dashboard.actions import _enqueue
-from dashboard.models import ApiToken, Job, JobStatus
+from dashboard.models import ApiToken, Job, JobStatus, Role
+from dashboard.permissions import grant
 from perfmon.celery import app
 from tests.dashboard.live_client import communicator_for, receive_until, subscribe
 from workers.tasks.liveness import start_beating
@@ -35,6 +36,7 @@ def celery_worker():
 @pytest.fixture
 def user_client():
     user = get_user_model().objects.create_user("carol", password="pw-carol-123")
+    grant(user, Role.OPERATOR)  # submits, cancels or uploads
     client = Client()
     client.force_login(user)
     return user, client
@@ -42,7 +44,7 @@ def user_client():
 
 async def test_a_submitted_benchmark_runs_and_reports_each_state(celery_worker, user_client):
     user, client = user_client
-    _token, raw = await sync_to_async(ApiToken.issue)(user)
+    _token, raw = await sync_to_async(ApiToken.issue)(user, Role.OPERATOR)
     communicator = communicator_for(client)
     await communicator.connect()
     await subscribe(communicator, "jobs")

@@ -11,7 +11,8 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, override_settings
 
-from dashboard.models import ModelVersion, ModelVersionStatus
+from dashboard.models import ModelVersion, ModelVersionStatus, Role
+from dashboard.permissions import grant
 from dashboard.registry_actions import VALIDATION_QUEUE, model_store
 from perfmon.celery import app
 from tests.engine import test_registry_samples as samples
@@ -31,6 +32,7 @@ def celery_worker():
 @pytest.fixture
 def client(tmp_path):
     user = get_user_model().objects.create_user("dora", password="pw-dora-12345")
+    grant(user, Role.OPERATOR)  # submits, cancels or uploads
     client = Client()
     client.force_login(user)
     with override_settings(DATA_DIR=tmp_path):
