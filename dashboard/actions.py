@@ -7,11 +7,11 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from dashboard import live
+from dashboard import kinds, live
 from dashboard.jobspec import validate_submission
 from dashboard.models import Job, JobStatus
-from dashboard.queues import ANY_NODE_QUEUE, queue_for
-from dashboard.results.regressions import record_regressions
+from dashboard.queues import ANY_NODE_QUEUE
+from dashboard.tasknames import RUN_JOB
 
 log = logging.getLogger(__name__)
 
@@ -21,20 +21,37 @@ def do_submit_job(user, kind: str, model: str, params: dict, node: str | None = 
 
     Raises dashboard.jobspec.InvalidJob for a submission we refuse."""
     kind, model, params, node = validate_submission(kind, model, params, node)
-    queue = queue_for(node, params.get("device", "cpu"))
+    queue = kinds.get(kind).queue_rule(params, node)
     job = Job.objects.create(
-        kind=kind, model_name=model, params=params, owner=user, target_node=node, queue=queue
+        kind=kind,
+        model_name=model,
+        model_version=registered_version(model),
+        params=params,
+        owner=user,
+        target_node=node,
+        queue=queue,
     )
     # The worker must find the row it is told about, so enqueue only after the commit.
     transaction.on_commit(lambda: _enqueue(job))
     return job
 
 
+def registered_version(model: str):
+    """The ModelVersion row a "name@N" names (lineage as a relation), None for a zoo model."""
+    from dashboard.models import ModelVersion
+
+    name, at, number = model.rpartition("@")
+    if not at:
+        return None
+    return ModelVersion.objects.filter(model__name=name, version=int(number)).first()
+
+
 def _enqueue(job: Job) -> None:
-    from workers.tasks import run_benchmark
+    from perfmon.celery import app
 
     try:
-        async_result = run_benchmark.apply_async(args=[job.pk], queue=job.queue or ANY_NODE_QUEUE)
+        # By name: the Django side never imports workers.tasks (imports flow one way).
+        async_result = app.send_task(RUN_JOB, args=[job.pk], queue=job.queue or ANY_NODE_QUEUE)
     except Exception as exc:  # broker down: the job must not sit "queued" forever
         log.exception("could not enqueue job %s", job.pk)
         do_finish_job(job.pk, JobStatus.FAILED, error=f"could not reach the job queue: {exc}")
@@ -53,11 +70,12 @@ def do_finish_job(job_id: int, status: str, *, result: dict | None = None, error
     )
     job = Job.objects.get(pk=job_id)
     if updated and job.status == JobStatus.SUCCEEDED:
-        # Before the push: the page fetches the result as soon as it hears, and must see the flags.
+        # Before the push: the page fetches the result as soon as it hears, and must see its
+        # consequences (a benchmark's regression flags, an optimization's new version).
         try:
-            record_regressions(job)
-        except Exception:  # a comparison that fails must not cost the job its result
-            log.exception("could not compare job %s with earlier results", job_id)
+            kinds.get(job.kind).on_success(job)
+        except Exception:  # what follows success must not cost the job its result
+            log.exception("job %s: its kind's on-success step failed", job_id)
     live.push_job(job)
     return job
 

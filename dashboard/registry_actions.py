@@ -200,13 +200,12 @@ def _register(
 
 
 def _enqueue_validation(version_id: int) -> None:
-    # Importing perfmon.celery makes perfmon's app the current one: without it, in a web process
-    # that has not loaded the app yet, a shared task would publish through Celery's default app.
-    from perfmon.celery import app  # noqa: F401
-    from workers.tasks import validate_model_version
+    from dashboard.tasknames import VALIDATE_MODEL_VERSION
+    from perfmon.celery import app
 
     try:
-        result = validate_model_version.apply_async(args=[version_id], queue=VALIDATION_QUEUE)
+        # By name: the Django side never imports workers.tasks (imports flow one way).
+        result = app.send_task(VALIDATE_MODEL_VERSION, args=[version_id], queue=VALIDATION_QUEUE)
     except Exception as exc:  # broker down: the version must not sit "validating" forever
         log.exception("could not enqueue the validation of model version %s", version_id)
         do_finish_validation(

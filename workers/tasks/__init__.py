@@ -1,7 +1,7 @@
 """Celery tasks, one module per area; Celery's autodiscovery imports this package."""
 
 from workers.tasks.history import compact_metric_history, enforce_retention
-from workers.tasks.jobs import fail_orphaned_jobs, run_benchmark
+from workers.tasks.jobs import fail_orphaned_jobs, run_benchmark, run_job
 from workers.tasks.registry import fail_interrupted_validations, validate_model_version
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
     "fail_interrupted_validations",
     "fail_orphaned_jobs",
     "run_benchmark",
+    "run_job",
     "validate_model_version",
 ]
