@@ -76,7 +76,7 @@ def validate_submission(
     params = parsed.model_dump(exclude_none=True)
     spec = KINDS[kind]
     node = validate_target(node, spec.device_of(params))
-    return kind, model, spec.prepare(params, node), node
+    return kind, model, spec.prepare(params, node, model), node
 
 
 def resolve_registered(text: str) -> str:

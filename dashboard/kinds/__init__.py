@@ -3,10 +3,12 @@ here and one line below; submission, routing, the worker, the pages and the API 
 
 from __future__ import annotations
 
-from dashboard.kinds import benchmark
+from dashboard.kinds import benchmark, optimize
 from dashboard.kinds.base import RESULT_SCHEMA_VERSION, JobContext, JobKindSpec, RunOutcome
 
-KINDS: dict[str, JobKindSpec] = {spec.name: spec for spec in (benchmark.KIND,)}
+KINDS: dict[str, JobKindSpec] = {
+    spec.name: spec for spec in (benchmark.KIND, optimize.OPTIMIZE, optimize.AUTO_OPTIMIZE)
+}
 
 
 def get(name: str) -> JobKindSpec:

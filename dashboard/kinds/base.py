@@ -56,8 +56,9 @@ class JobKindSpec:
     name: str
     title: str
     params_model: type[BaseModel]
-    # (params as validated, node) -> params made canonical; raises InvalidJob for what the node cannot run.
-    prepare: Callable[[dict[str, Any], str], dict[str, Any]]
+    # (params as validated, node, model) -> params made canonical; raises InvalidJob for what
+    # cannot run there (a pass that does not apply, a GPU the node lacks).
+    prepare: Callable[[dict[str, Any], str, str], dict[str, Any]]
     # (params, node) -> the Celery queue the job is sent to.
     queue_rule: Callable[[dict[str, Any], str], str]
     run: Callable[[JobContext], RunOutcome]

@@ -48,7 +48,7 @@ def device_of(params: dict[str, Any]) -> str:
     )
 
 
-def prepare(params: dict[str, Any], node: str) -> dict[str, Any]:
+def prepare(params: dict[str, Any], node: str, model: str) -> dict[str, Any]:
     """The harness's own checks run against the target node's GPUs, so the user hears now, not
     when a worker takes the job."""
     from dashboard.models import Node

@@ -12,6 +12,8 @@ from django.utils import timezone
 
 class JobKind(models.TextChoices):
     BENCHMARK = "benchmark", "Benchmark"
+    OPTIMIZE = "optimize", "Optimize"
+    AUTO_OPTIMIZE = "auto_optimize", "Auto-optimize"
 
 
 class JobStatus(models.TextChoices):
