@@ -65,17 +65,20 @@ def do_finish_job(job_id: int, status: str, *, result: dict | None = None, error
     changes = {"status": status, "result": result, "error": error, "finished_at": timezone.now(), "step": ""}
     if status == JobStatus.SUCCEEDED:
         changes["progress_percent"] = 100.0
-    updated = Job.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
-        **changes
-    )
-    job = Job.objects.get(pk=job_id)
-    if updated and job.status == JobStatus.SUCCEEDED:
-        # Before the push: the page fetches the result as soon as it hears, and must see its
-        # consequences (a benchmark's regression flags, an optimization's new version).
-        try:
-            kinds.get(job.kind).on_success(job)
-        except Exception:  # what follows success must not cost the job its result
-            log.exception("job %s: its kind's on-success step failed", job_id)
+    # One transaction: whoever sees the job succeeded also sees what follows from it (a benchmark's
+    # regression flags, an optimization's registered version).
+    with transaction.atomic():
+        updated = Job.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+            **changes
+        )
+        job = Job.objects.get(pk=job_id)
+        if updated and job.status == JobStatus.SUCCEEDED:
+            try:
+                with transaction.atomic():  # a savepoint: its failure must not undo the result
+                    kinds.get(job.kind).on_success(job)
+            except Exception:  # what follows success must not cost the job its result
+                log.exception("job %s: its kind's on-success step failed", job_id)
+            job = Job.objects.get(pk=job_id)
     live.push_job(job)
     return job
 

@@ -93,7 +93,7 @@ def queue_rule(params: dict[str, Any], node: str) -> str:
 
 
 def _context(ctx: JobContext, input_spec, device: str, threads: int, total_steps: int):
-    from workers.passes import PassContext
+    from workers.passes.context import PassContext
     from workers.passes.data import digits_for_model
 
     data_name = labeled_data_name(ctx.job.model_name)
@@ -187,8 +187,10 @@ def _tmp_dir(ctx: JobContext) -> Path:
 def run_optimize(ctx: JobContext) -> RunOutcome:
     from dashboard.models import JobStatus
     from workers.bench.progress import Cancelled
-    from workers.passes import PASSES, Candidate, plan, run_pipeline
+    from workers.passes import PASSES, plan
+    from workers.passes.candidate import Candidate
     from workers.passes.fidelity import measure_fidelity
+    from workers.passes.pipeline import run_pipeline
     from workers.passes.size import size_report
 
     params = ctx.job.params
