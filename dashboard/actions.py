@@ -8,12 +8,12 @@ import time
 from django.db import transaction
 from django.utils import timezone
 
-from dashboard import live
+from dashboard import kinds, live
 from dashboard.jobspec import validate_submission
 from dashboard.models import Job, JobStatus
 from dashboard.permissions import Role, require
-from dashboard.queues import ANY_NODE_QUEUE, queue_for
-from dashboard.results.regressions import record_regressions
+from dashboard.queues import ANY_NODE_QUEUE
+from dashboard.tasknames import RUN_JOB
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +25,29 @@ def do_submit_job(user, kind: str, model: str, params: dict, node: str | None = 
     submission we refuse."""
     require(user, Role.OPERATOR, "submitting a job")
     kind, model, params, node = validate_submission(kind, model, params, node)
-    queue = queue_for(node, params.get("device", "cpu"))
+    queue = kinds.get(kind).queue_rule(params, node)
     job = Job.objects.create(
-        kind=kind, model_name=model, params=params, owner=user, target_node=node, queue=queue
+        kind=kind,
+        model_name=model,
+        model_version=registered_version(model),
+        params=params,
+        owner=user,
+        target_node=node,
+        queue=queue,
     )
     # The worker must find the row it is told about, so enqueue only after the commit.
     transaction.on_commit(lambda: _enqueue(job))
     return job
+
+
+def registered_version(model: str):
+    """The ModelVersion row a "name@N" names (lineage as a relation), None for a zoo model."""
+    from dashboard.models import ModelVersion
+
+    name, at, number = model.rpartition("@")
+    if not at:
+        return None
+    return ModelVersion.objects.filter(model__name=name, version=int(number)).first()
 
 
 # Job submission never waits longer than this for the broker: a free producer from the pool, then
@@ -72,14 +88,14 @@ def _enqueue(job: Job) -> None:
 
 
 def send_job_task(job_id: int, queue: str) -> str:
-    """Publish perfmon.run_benchmark for job_id on queue; returns the task id. Raises within a few
+    """Publish perfmon.run_job for job_id on queue, by name (the Django side never imports
+    workers.tasks: imports flow one way); returns the task id. Raises within a few
     seconds when the broker is away: the producer pool is waited on with a timeout (kombu's default
     waits forever, which wedged every request thread during a Redis pause) and the publish is tried once."""
     from perfmon.celery import app
-    from workers.tasks import run_benchmark
 
     with app.producer_pool.acquire(block=True, timeout=ENQUEUE_POOL_WAIT_S) as producer:
-        result = run_benchmark.apply_async(args=[job_id], queue=queue, producer=producer, retry=False)
+        result = app.send_task(RUN_JOB, args=[job_id], queue=queue, producer=producer, retry=False)
     return result.id
 
 
@@ -88,16 +104,20 @@ def do_finish_job(job_id: int, status: str, *, result: dict | None = None, error
     changes = {"status": status, "result": result, "error": error, "finished_at": timezone.now(), "step": ""}
     if status == JobStatus.SUCCEEDED:
         changes["progress_percent"] = 100.0
-    updated = Job.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
-        **changes
-    )
-    job = Job.objects.get(pk=job_id)
-    if updated and job.status == JobStatus.SUCCEEDED:
-        # Before the push: the page fetches the result as soon as it hears, and must see the flags.
-        try:
-            record_regressions(job)
-        except Exception:  # a comparison that fails must not cost the job its result
-            log.exception("could not compare job %s with earlier results", job_id)
+    # One transaction: whoever sees the job succeeded also sees what follows from it (a benchmark's
+    # regression flags, an optimization's registered version).
+    with transaction.atomic():
+        updated = Job.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+            **changes
+        )
+        job = Job.objects.get(pk=job_id)
+        if updated and job.status == JobStatus.SUCCEEDED:
+            try:
+                with transaction.atomic():  # a savepoint: its failure must not undo the result
+                    kinds.get(job.kind).on_success(job)
+            except Exception:  # what follows success must not cost the job its result
+                log.exception("job %s: its kind's on-success step failed", job_id)
+            job = Job.objects.get(pk=job_id)
     live.push_job(job)
     return job
 

@@ -3,43 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from dashboard.kinds import KINDS
+from dashboard.kinds.base import InvalidJob
+from dashboard.kinds.benchmark import BenchmarkParams
 from workers import zoo
+from workers.bench.spec import MAX_BATCH_SIZE, MAX_ITERATIONS
 
-MAX_BATCH_SIZE = 4096
-MAX_ITERATIONS = 100_000
-
-BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)]
-
-
-class BenchmarkParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    batch_sizes: list[BatchSize] = Field(default=[32], min_length=1, max_length=16)
-    iterations: int = Field(default=200, ge=1, le=MAX_ITERATIONS)
-    device: str = Field(default="cpu", pattern=r"^(cpu|cuda:\d{1,2})$")
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
-    threads: int | None = Field(default=None, ge=1, le=512)
-    time_budget_s: float = Field(default=10.0, gt=0, le=3600, allow_inf_nan=False)
-    concurrency: list[Annotated[int, Field(ge=1, le=64)]] = Field(default=[], max_length=8)
-    devices: list[Annotated[str, Field(pattern=r"^cuda:\d{1,2}$")]] = Field(default=[], max_length=16)
-
-
-PARAMS_BY_KIND: dict[str, type[BaseModel]] = {"benchmark": BenchmarkParams}
-
-
-class InvalidJob(ValueError):
-    """A submission we refuse, with a message fit to show the user as is.
-
-    ``problems`` are (field, message) pairs, field being a params key ("batch_sizes"), "model",
-    "node" or "" when no one field is to blame; the web form shows each beside its field."""
-
-    def __init__(self, message: str, field: str = "", problems: list[tuple[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.problems = problems if problems is not None else [(field, message)]
+__all__ = ["MAX_BATCH_SIZE", "MAX_ITERATIONS", "BenchmarkParams", "InvalidJob", "validate_submission"]
 
 
 # What the user calls each parameter: one value of a list field, and the list itself.
@@ -84,8 +57,8 @@ def validate_submission(
 
     node "" means any node (CPU jobs only); a named node must be registered, and a GPU job's
     device must be one of that node's GPUs."""
-    if not isinstance(kind, str) or kind not in PARAMS_BY_KIND:
-        raise InvalidJob(f"unknown job kind {kind!r}; known kinds: {', '.join(PARAMS_BY_KIND)}", "kind")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise InvalidJob(f"unknown job kind {kind!r}; known kinds: {', '.join(KINDS)}", "kind")
     if not isinstance(model, str):
         raise InvalidJob("model must be a zoo name or a registered model's name[@version]", "model")
     _check_text("model", model)
@@ -96,28 +69,14 @@ def validate_submission(
     if not isinstance(params, dict):
         raise InvalidJob("params must be a JSON object")
     try:
-        parsed = PARAMS_BY_KIND[kind].model_validate(params)
+        parsed = KINDS[kind].params_model.model_validate(params)
     except ValidationError as exc:
         problems = describe_problems(exc)
         raise InvalidJob("; ".join(message for _, message in problems), problems=problems) from None
     params = parsed.model_dump(exclude_none=True)
-    if params["devices"] and params["device"] == "cpu":
-        params["device"] = params["devices"][0]  # a multi-GPU job is queued on its first GPU
-    node = validate_target(node, params["device"])
-    _check_runnable(params, node)
-    return kind, model, params, node
-
-
-def _check_runnable(params: dict, node: str) -> None:
-    """The harness's own checks, against the target node's GPUs, so the user hears now, not later."""
-    from dashboard.models import Node
-    from workers.bench.spec import BenchSpec
-
-    gpus = Node.objects.get(name=node).info.get("gpus", []) if node else []
-    try:
-        BenchSpec.from_params(params).check_supported(cuda_device_count=len(gpus))
-    except ValueError as exc:
-        raise InvalidJob(str(exc), "device") from None
+    spec = KINDS[kind]
+    node = validate_target(node, spec.device_of(params))
+    return kind, model, spec.prepare(params, node, model), node
 
 
 def resolve_registered(text: str) -> str:

@@ -230,13 +230,12 @@ def _register(
 
 
 def _enqueue_validation(version_id: int) -> None:
-    # Importing perfmon.celery makes perfmon's app the current one: without it, in a web process
-    # that has not loaded the app yet, a shared task would publish through Celery's default app.
-    from perfmon.celery import app  # noqa: F401
-    from workers.tasks import validate_model_version
+    from dashboard.tasknames import VALIDATE_MODEL_VERSION
+    from perfmon.celery import app
 
     try:
-        result = validate_model_version.apply_async(args=[version_id], queue=VALIDATION_QUEUE)
+        # By name: the Django side never imports workers.tasks (imports flow one way).
+        result = app.send_task(VALIDATE_MODEL_VERSION, args=[version_id], queue=VALIDATION_QUEUE)
     except Exception as exc:  # broker down: the version must not sit "validating" forever
         log.exception("could not enqueue the validation of model version %s", version_id)
         do_finish_validation(
@@ -332,3 +331,65 @@ def _push_model(model_id: int, event: str, data: dict) -> None:
         live.push(f"model:{model_id}", {"type": "model", "model_id": model_id, "event": event, **data})
     except Exception as exc:
         log.warning("could not push the change of model %s to its pages: %s", model_id, exc)
+
+
+def do_register_produced_version(job: Job, artifact: dict) -> ModelVersion:
+    """Register what an optimization job produced as the next version of the model it optimized,
+    with ``parent`` = the version it started from and ``produced_by_job`` = the job.
+
+    A zoo model gets a registered model of its own name on first use, version 1 being the zoo
+    original (its trained weights as safetensors), so every optimization of it hangs off one tree.
+    The file goes through the same checks and validation as an upload. The job's result then names
+    the new version under "registered"; the artifact's temporary directory is removed."""
+    import shutil
+
+    path = Path(artifact["path"])
+    try:
+        parent = job.model_version or _zoo_original(job)
+        passes = " -> ".join(artifact.get("passes", []))
+        version = do_register_file(
+            job.owner,
+            path,
+            name=parent.model.name,
+            produced_by=f"{job.get_kind_display().lower()} job #{job.pk}: {passes}",
+            parent=parent,
+            declared_format=artifact["format"],
+            input_spec=InputSpec.from_json(artifact["input_spec"]),
+        )
+        ModelVersion.objects.filter(pk=version.pk).update(produced_by_job=job)
+        registered = {"model_id": version.model_id, "model": parent.model.name, "version": version.version}
+        result = dict(job.result or {})
+        result["registered"] = registered
+        result["artifact"] = {k: v for k, v in artifact.items() if k != "path"}
+        Job.objects.filter(pk=job.pk).update(result=result)
+        job.result = result
+        return version
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _zoo_original(job: Job) -> ModelVersion:
+    """Version 1 of the registered model named after a zoo model: the zoo original, created once."""
+    from workers import zoo
+
+    entry = zoo.get(job.model_name)
+    existing = ModelVersion.objects.filter(model__name=entry.name, version=1).select_related("model").first()
+    if existing is not None:
+        return existing
+    model = entry.build(settings.DATA_DIR / "zoo")
+    weights = settings.DATA_DIR / "zoo" / f"{entry.name}.safetensors"
+    if not weights.is_file():  # an untrained zoo model: its seeded weights are the original
+        from safetensors.torch import save_file
+
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    return do_register_file(
+        job.owner,
+        weights,
+        name=entry.name,
+        produced_by="zoo original",
+        declared_format="safetensors",
+        architecture=entry.name,
+        input_spec=entry.input_spec,
+        description=entry.description,
+    )

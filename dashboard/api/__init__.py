@@ -88,3 +88,6 @@ api.add_router("/metrics", metrics.router)
 from dashboard.api import models  # noqa: E402
 
 api.add_router("/models", models.router)
+from dashboard.api import passes  # noqa: E402
+
+api.add_router("/passes", passes.router)

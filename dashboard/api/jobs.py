@@ -12,7 +12,7 @@ from ninja import Field, Router, Schema, Status
 from dashboard.actions import JobAlreadyFinished, do_cancel_job, do_submit_job
 from dashboard.api.errors import WRITE_ERRORS, Error
 from dashboard.job_filters import BadQuery, filter_jobs
-from dashboard.jobspec import PARAMS_BY_KIND
+from dashboard.kinds import KINDS
 from dashboard.models import Job
 
 router = Router(tags=["jobs"])
@@ -23,7 +23,7 @@ MAX_LIMIT = 500
 
 class JobIn(Schema):
     # Documented as the registry's kinds; checked by validate_submission, whose 400 lists them.
-    kind: str = Field(json_schema_extra={"enum": list(PARAMS_BY_KIND)})
+    kind: str = Field(json_schema_extra={"enum": list(KINDS)})
     model: str = Field(min_length=1, description="a zoo name, or a registered model's name[@version]")
     node: str | None = Field(
         default=None, description="a registered node; empty or null: any node (CPU jobs)"

@@ -12,6 +12,8 @@ from django.utils import timezone
 
 class JobKind(models.TextChoices):
     BENCHMARK = "benchmark", "Benchmark"
+    OPTIMIZE = "optimize", "Optimize"
+    AUTO_OPTIMIZE = "auto_optimize", "Auto-optimize"
 
 
 class JobStatus(models.TextChoices):
@@ -28,6 +30,10 @@ TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.
 class Job(models.Model):
     kind = models.CharField(max_length=32, choices=JobKind.choices)
     model_name = models.CharField(max_length=200)
+    # Lineage as a relation: the registered version a job ran on (None for a zoo model, or once deleted).
+    model_version = models.ForeignKey(
+        "dashboard.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
     params = models.JSONField(default=dict)
     status = models.CharField(
         max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True

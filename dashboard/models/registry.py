@@ -82,6 +82,9 @@ class ModelVersion(models.Model):
     produced_by = models.CharField(
         max_length=200, default="upload", help_text='"upload", "pruning job #12", ...'
     )
+    produced_by_job = models.ForeignKey(
+        "dashboard.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="produced_versions"
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     celery_task_id = models.CharField(max_length=64, default="", blank=True)
     created_at = models.DateTimeField(default=timezone.now)

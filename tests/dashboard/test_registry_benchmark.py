@@ -54,6 +54,8 @@ def test_each_uploaded_format_runs_as_a_benchmark(celery_worker, client) -> None
         job = finished(job_id)
         assert job.status == JobStatus.SUCCEEDED, (name, job.error)
         assert job.model_name == f"{name}@1", "the version that ran is recorded"
+        assert (job.model_version.model.name, job.model_version.version) == (name, 1), "as a relation too"
+        assert job.result["schema"] == 2
         assert [run["batch_size"] for run in job.result["runs"]] == [1, 4]
         assert all(run["latency_ms"]["p50"] > 0 for run in job.result["runs"])
 

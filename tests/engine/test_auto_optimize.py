@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from workers import zoo
-from workers.passes import PASSES, PassContext, PassOutcome
+from workers.passes import PASSES
+from workers.passes.context import PassContext, PassOutcome
 from workers.passes.data import digits_for_model
 from workers.passes.declare import PassDecl
 from workers.passes.search import Constraints, auto_optimize, harness_measure, pareto_front
@@ -33,7 +34,7 @@ def _variant(tag: str, noise: float = 0.0) -> PassDecl:
     def run(candidate, params, ctx):
         return PassOutcome(candidate.after(tag, module=Tagged(candidate.module, tag, noise), backend=tag))
 
-    return PassDecl(name=tag, title=tag, summary=tag, run=run)
+    return PassDecl(name=tag, title=tag, summary=tag, run_ref=run)
 
 
 @pytest.fixture(scope="module")

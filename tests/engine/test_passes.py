@@ -6,9 +6,12 @@ import pytest
 import torch
 
 from workers import zoo
-from workers.passes import PASSES, Candidate, InvalidPassParams, PassContext, plan, run_pipeline
+from workers.passes import PASSES, InvalidPassParams, plan
+from workers.passes.candidate import Candidate
+from workers.passes.context import PassContext
 from workers.passes.data import digits_for_model
 from workers.passes.fidelity import measure_fidelity, relative_drop
+from workers.passes.pipeline import run_pipeline
 from workers.passes.size import size_report
 from workers.passes.training import accuracy, kd_loss
 
@@ -119,7 +122,7 @@ def test_kd_loss_is_the_articles_soft_and_hard_mix() -> None:
 def test_a_failing_pass_is_reported_and_the_others_still_run(simple, digits_ctx) -> None:
     _, model = simple
     broken = PASSES["half_precision"].__class__(
-        **{**PASSES["half_precision"].__dict__, "name": "broken", "run": lambda c, p, ctx: 1 / 0}
+        **{**PASSES["half_precision"].__dict__, "name": "broken", "run_ref": lambda c, p, ctx: 1 / 0}
     )
     registry = {**PASSES, "broken": broken}
     steps = plan(
@@ -134,7 +137,7 @@ def test_a_failing_pass_is_reported_and_the_others_still_run(simple, digits_ctx)
 def test_an_int8_graph_pass_after_a_failed_export_says_why_it_was_skipped(simple, digits_ctx) -> None:
     _, model = simple
     failing_export = PASSES["onnxruntime"].__class__(
-        **{**PASSES["onnxruntime"].__dict__, "run": lambda c, p, ctx: 1 / 0}
+        **{**PASSES["onnxruntime"].__dict__, "run_ref": lambda c, p, ctx: 1 / 0}
     )
     registry = {**PASSES, "onnxruntime": failing_export}
     steps = plan(
@@ -190,3 +193,18 @@ def test_every_pass_declares_itself_for_the_api() -> None:
     assert set(listed) == set(PASSES)
     amount = next(p for p in listed["prune_structured"]["params"] if p["name"] == "amount")
     assert (amount["low"], amount["high"], amount["default"]) == (0.05, 0.9, 0.5)
+
+
+def test_listing_and_checking_passes_does_not_import_torch() -> None:
+    """The web process lists passes (GET /api/passes) and checks pipelines without carrying torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, workers.passes as p; "
+        "p.plan(p.PASSES, [{'name': 'onnxruntime'}], device='cpu', has_labeled_data=False); p.catalogue(); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[2])
+    )

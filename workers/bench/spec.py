@@ -13,8 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+# The one source of these limits: the job params model, the form and the API read them from here.
 MAX_BATCH_SIZE = 4096
+MAX_SWEEP_POINTS = 16
+MAX_ITERATIONS = 100_000
+MAX_THREADS = 512
 MAX_CONCURRENCY = 64
+MAX_CONCURRENCY_LEVELS = 8
 MAX_DEVICES = 16
 MAX_TIME_BUDGET_S = 3600.0
 DEFAULT_MAX_ITERATIONS = 10_000

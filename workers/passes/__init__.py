@@ -1,34 +1,40 @@
 """Optimization passes: each takes a model (a ``Candidate``) and returns a new one with a report.
 
+This package's top level imports no torch (the web process lists and checks passes with it); the
+passes, pipelines and search live in its modules: ``pipeline.run_pipeline``, ``candidate.Candidate``,
+``context.PassContext``, ``search.auto_optimize``.
+
 ``PASSES`` is the one registry: name -> declaration (where it applies, its parameters with ranges,
 its run function). The engine validates pipelines with it and the API, the form and the docs list it.
 """
 
 from __future__ import annotations
 
-from workers.passes import cache, distillation, onnx_runtime, pruning, quantization
-from workers.passes import compile as compile_pass
-from workers.passes.candidate import Candidate
-from workers.passes.context import LabeledData, PassContext, PassOutcome
 from workers.passes.declare import InvalidPassParams, ParamDecl, PassDecl
-from workers.passes.pipeline import Step, StepReport, plan, run_pipeline
+from workers.passes.planning import Step, plan
+
+NO_DENSE_SPEEDUP = (
+    "zeroed weights are still multiplied by dense kernels, so do not expect this model to run faster "
+    "or use less memory; use structured pruning for that"
+)
+GRAPH_LEVELS = ("disable", "basic", "extended", "all")
 
 _PASSES = (
     PassDecl(
         name="prune_l1_unstructured",
         title="L1 unstructured pruning",
         summary="Zero the smallest weights of every Linear and Conv layer (the article's prune.l1_unstructured, made permanent).",
-        run=pruning.l1_unstructured,
+        run_ref="workers.passes.pruning:l1_unstructured",
         params=(
             ParamDecl("amount", "float", 0.3, "fraction of each layer's weights set to zero", 0.0, 0.95),
         ),
-        caveat=pruning.NO_DENSE_SPEEDUP,
+        caveat=NO_DENSE_SPEEDUP,
     ),
     PassDecl(
         name="prune_structured",
         title="Structured pruning",
         summary="Remove whole neurons and channels (smallest L2 norm) and the inputs that read them, then fine-tune.",
-        run=pruning.structured,
+        run_ref="workers.passes.pruning:structured",
         params=(
             ParamDecl(
                 "amount", "float", 0.5, "fraction of each layer's neurons or channels removed", 0.05, 0.9
@@ -41,7 +47,7 @@ _PASSES = (
         name="distill",
         title="Knowledge distillation",
         summary="Train a narrower student from the model with the KD loss (KL on softened outputs x T², plus cross-entropy).",
-        run=distillation.distill,
+        run_ref="workers.passes.distillation:distill",
         needs_labeled_data=True,
         params=(
             ParamDecl(
@@ -67,7 +73,7 @@ _PASSES = (
         name="quantize_dynamic",
         title="Dynamic int8 (torch)",
         summary="int8 weights for Linear and LSTM layers, activations quantized per call (fbgemm on x86).",
-        run=quantization.quantize_dynamic,
+        run_ref="workers.passes.quantization:quantize_dynamic",
         devices=("cpu",),
         params=(
             ParamDecl(
@@ -79,21 +85,21 @@ _PASSES = (
         name="half_precision",
         title="fp16 / bf16",
         summary="Weights and activations in 16-bit floats; inputs and outputs stay float32.",
-        run=quantization.half_precision,
+        run_ref="workers.passes.quantization:half_precision",
         params=(ParamDecl("dtype", "choice", "bf16", "16-bit format", choices=("bf16", "fp16")),),
     ),
     PassDecl(
         name="onnxruntime",
         title="ONNX export + ONNX Runtime",
         summary="Export to ONNX (dynamic batch axis), check outputs against torch, run with ONNX Runtime.",
-        run=onnx_runtime.onnxruntime,
+        run_ref="workers.passes.onnx_runtime:onnxruntime",
         params=(
             ParamDecl(
                 "graph_optimization",
                 "choice",
                 "all",
                 "ORT graph optimization level",
-                choices=tuple(onnx_runtime.GRAPH_LEVELS),
+                choices=GRAPH_LEVELS,
             ),
         ),
         extra={"produces": "onnx"},
@@ -102,7 +108,7 @@ _PASSES = (
         name="ort_quantize_dynamic",
         title="ONNX Runtime dynamic int8",
         summary="ORT's dynamic int8 quantization of the exported graph.",
-        run=onnx_runtime.ort_quantize_dynamic,
+        run_ref="workers.passes.onnx_runtime:ort_quantize_dynamic",
         accepts=("onnx",),
         params=(ParamDecl("per_channel", "bool", False, "one scale per output channel"),),
     ),
@@ -110,7 +116,7 @@ _PASSES = (
         name="ort_quantize_static",
         title="ONNX Runtime static int8 (QDQ)",
         summary="ORT's static int8 in QDQ format, calibrated on the model's training data.",
-        run=onnx_runtime.ort_quantize_static,
+        run_ref="workers.passes.onnx_runtime:ort_quantize_static",
         accepts=("onnx",),
         params=(
             ParamDecl(
@@ -128,7 +134,7 @@ _PASSES = (
         name="torch_compile",
         title="torch.compile",
         summary="Compile with inductor; reduce-overhead adds CUDA graphs on a GPU. Compile time is reported apart.",
-        run=compile_pass.torch_compile,
+        run_ref="workers.passes.compile:torch_compile",
         params=(
             ParamDecl(
                 "mode",
@@ -143,7 +149,7 @@ _PASSES = (
         name="inference_cache",
         title="Inference cache",
         summary="A bounded LRU of outputs keyed by a hash of the input, measured on a replayed request trace.",
-        run=cache.inference_cache,
+        run_ref="workers.passes.cache:inference_cache",
         caveat="only repeated inputs get faster; the model itself is unchanged",
         params=(
             ParamDecl("capacity", "int", 1024, "most outputs held", 1, 1_000_000),
@@ -166,17 +172,4 @@ def catalogue() -> list[dict]:
     return [decl.to_json() for decl in _PASSES]
 
 
-__all__ = [
-    "PASSES",
-    "Candidate",
-    "InvalidPassParams",
-    "LabeledData",
-    "PassContext",
-    "PassDecl",
-    "PassOutcome",
-    "Step",
-    "StepReport",
-    "catalogue",
-    "plan",
-    "run_pipeline",
-]
+__all__ = ["PASSES", "InvalidPassParams", "ParamDecl", "PassDecl", "Step", "catalogue", "plan"]

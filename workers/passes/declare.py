@@ -76,7 +76,9 @@ class PassDecl:
     name: str
     title: str
     summary: str
-    run: Callable[[Candidate, Mapping[str, Any], PassContext], PassOutcome]
+    # "module:function", imported when the pass runs, so the web process lists passes without
+    # torch; a callable is taken as is (tests build passes of their own).
+    run_ref: str | Callable[..., Any]
     accepts: tuple[Form, ...] = ("torch",)
     devices: tuple[Device, ...] = ("cpu", "cuda")
     params: tuple[ParamDecl, ...] = ()
@@ -84,6 +86,15 @@ class PassDecl:
     # Architectures the pass refuses, by the model class's name (e.g. attention models for structured pruning).
     caveat: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run(self) -> Callable[[Candidate, Mapping[str, Any], PassContext], PassOutcome]:
+        import importlib
+
+        if callable(self.run_ref):
+            return self.run_ref
+        module, _, function = self.run_ref.partition(":")
+        return getattr(importlib.import_module(module), function)
 
     def parse_params(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
         """Defaults filled in, every value checked; an unknown name is refused, never ignored."""

@@ -17,7 +17,7 @@ from workers.passes.candidate import Candidate
 from workers.passes.context import PassContext, PassOutcome
 
 OPSET = 17
-GRAPH_LEVELS = {
+_ORT_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
     "basic": "ORT_ENABLE_BASIC",
     "extended": "ORT_ENABLE_EXTENDED",
@@ -39,7 +39,7 @@ class OrtModule(nn.Module):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_LEVELS[graph_level])
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _ORT_LEVELS[graph_level])
         wanted = (
             ["CUDAExecutionProvider", "CPUExecutionProvider"]
             if device.startswith("cuda")

@@ -10,15 +10,12 @@ from typing import Any
 from torch import nn
 from torch.nn.utils import prune
 
+from workers.passes import NO_DENSE_SPEEDUP
 from workers.passes.candidate import Candidate
 from workers.passes.context import PassContext, PassOutcome
 from workers.passes.training import train_student
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-NO_DENSE_SPEEDUP = (
-    "zeroed weights are still multiplied by dense kernels, so do not expect this model to run faster "
-    "or use less memory; use structured pruning for that"
-)
 
 
 def l1_unstructured(candidate: Candidate, params: Mapping[str, Any], ctx: PassContext) -> PassOutcome:

@@ -18,7 +18,8 @@ from torch import nn
 from workers.passes.candidate import Candidate
 from workers.passes.context import PassContext
 from workers.passes.fidelity import measure_fidelity, relative_drop
-from workers.passes.pipeline import Step, StepReport, plan
+from workers.passes.pipeline import StepReport
+from workers.passes.planning import Step, plan
 from workers.passes.size import size_report
 
 Recipe = Sequence[Mapping[str, Any]]

@@ -44,6 +44,11 @@ _TS_PICKLE_GLOBALS = frozenset(
         "collections.OrderedDict",
         "torch._utils._rebuild_tensor_v2",
         "torch._utils._rebuild_qtensor",
+        # Quantization schemes of int8 tensors (enum values, not callables): perfmon's own
+        # dynamic-int8 artifacts hold them.
+        "torch.per_tensor_affine",
+        "torch.per_channel_affine",
+        "torch.per_channel_affine_float_qparams",
         "torch.jit._pickle.build_intlist",
         "torch.jit._pickle.build_tensorlist",
         "torch.jit._pickle.build_doublelist",

@@ -2,7 +2,7 @@
 
 from workers.tasks import liveness
 from workers.tasks.history import compact_metric_history, enforce_retention
-from workers.tasks.jobs import fail_orphaned_jobs, resend_lost_queued_jobs, run_benchmark
+from workers.tasks.jobs import fail_orphaned_jobs, resend_lost_queued_jobs, run_benchmark, run_job
 from workers.tasks.registry import fail_interrupted_validations, validate_model_version
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "liveness",
     "resend_lost_queued_jobs",
     "run_benchmark",
+    "run_job",
     "validate_model_version",
 ]

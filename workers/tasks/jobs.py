@@ -13,21 +13,34 @@ from django.db.models import Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from dashboard import live
+from dashboard import kinds, live
 from dashboard.actions import do_finish_cancelled_job, do_finish_job
+from dashboard.kinds import JobContext
 from dashboard.models import Job, JobStatus
+from dashboard.tasknames import RUN_JOB
 from workers import zoo
 
 log = logging.getLogger(__name__)
 
 
+@shared_task(name=RUN_JOB, bind=True, acks_late=True, max_retries=0)
+def run_job(self, job_id: int) -> str:
+    """Claim the job, run its kind's run function through a context, record the outcome."""
+    return _run_job(job_id, self.request.hostname or "")
+
+
 @shared_task(name="perfmon.run_benchmark", bind=True, acks_late=True, max_retries=0)
 def run_benchmark(self, job_id: int) -> str:
+    """The task name before job kinds: messages queued by an older version still run."""
+    return _run_job(job_id, self.request.hostname or "")
+
+
+def _run_job(job_id: int, worker_hostname: str) -> str:
     claimed = Job.objects.filter(id=job_id, status=JobStatus.QUEUED).update(
         status=JobStatus.RUNNING,
         started_at=timezone.now(),
         node_name=settings.NODE_NAME,
-        worker_hostname=self.request.hostname or "",
+        worker_hostname=worker_hostname,
         worker_pid=os.getpid(),
         step="starting",
     )
@@ -35,43 +48,24 @@ def run_benchmark(self, job_id: int) -> str:
         return "skipped"
     job = Job.objects.get(id=job_id)
     live.push_job(job)
-    # Imported here, not at the top: beat and the maintenance worker import this module too and
-    # should not carry torch (about 250 MB) for tasks they never run.
-    from workers.bench.harness import BenchSpec, Cancelled
-    from workers.bench.harness import run_benchmark as run_benchmark_engine
-
+    context = JobContext(
+        job=job,
+        progress=_progress_reporter(job_id),
+        should_stop=_cancel_checker(job_id),
+        load_model=_load_model,
+        data_dir=settings.DATA_DIR,
+    )
     try:
-        model, input_spec = _load_model(job.model_name)
-        spec = BenchSpec.from_params(job.params)
-        result = run_benchmark_engine(
-            model,
-            input_spec,
-            spec,
-            on_progress=_progress_reporter(job_id),
-            should_stop=_cancel_checker(job_id),
-        )
-    except Cancelled as exc:
-        # The points measured before the stop are kept (marked partial), unless there are none.
-        kept = exc.result.to_json() if exc.result is not None and exc.result.ok_points else None
-        do_finish_cancelled_job(job_id, kept)
-        return "cancelled"
+        outcome = kinds.get(job.kind).run(context)
     except Exception as exc:
         log.exception("job %s failed", job_id)
         do_finish_job(job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
         return "failed"
-    status, error = outcome_of(result)
-    do_finish_job(job_id, status, result=result.to_json(), error=error)
-    return str(status)
-
-
-def outcome_of(result) -> tuple[str, str]:
-    """(status, error) of a finished run: succeeded (perhaps partial) when any point measured,
-    failed only when none did; the failed job keeps its result so each point's error shows."""
-    if result.ok_points:
-        return JobStatus.SUCCEEDED, ""
-    errors = [point.error for point in (*result.runs, *result.concurrency_runs) if point.error is not None]
-    shown = "; ".join(errors[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
-    return JobStatus.FAILED, f"no point succeeded: {shown}" if shown else "no point succeeded"
+    if outcome.status == JobStatus.CANCELLED:
+        do_finish_cancelled_job(job_id, outcome.result)
+    else:
+        do_finish_job(job_id, outcome.status, result=outcome.result, error=outcome.error)
+    return str(outcome.status)
 
 
 def _load_model(name: str):
@@ -167,7 +161,7 @@ def fail_orphaned_jobs() -> int:
 def resend_lost_queued_jobs() -> int:
     """Send again every job queued for a while whose broker message is nowhere: not in its queue, not
     delivered-but-unacknowledged. That happens when Redis lost its data (a restart without the
-    append-only file) or was away when the job was submitted. A duplicate is harmless: run_benchmark
+    append-only file) or was away when the job was submitted. A duplicate is harmless: run_job
     claims a job only while it is queued. Returns the number of jobs sent again."""
     from dashboard.actions import send_job_task
     from dashboard.queues import ANY_NODE_QUEUE
