@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 
 from dashboard.models import Job, JobStatus, ModelVersion, ModelVersionStatus
+from dashboard.permissions import Role, grant
 from perfmon.celery import app
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def client(tmp_path):
     user = get_user_model().objects.create_user("olga", password="pw-olga-12345")
+    grant(user, Role.OPERATOR)  # submits optimization jobs
     client = Client()
     client.force_login(user)
     with override_settings(DATA_DIR=tmp_path):
