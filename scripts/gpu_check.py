@@ -6,7 +6,10 @@ Run through ``scripts/gpu-check`` on a node with an NVIDIA GPU (made for one H10
 2. the sampler's NVML reading against ``nvidia-smi --query-gpu=...`` taken at the same moment, idle and
    while a matmul loop keeps GPU 0 busy (utilization, memory used/total, temperature, power, SM clock);
 3. the harness on CUDA against ``torch.utils.benchmark`` on the same model in the same process;
-4. an out-of-memory batch sweep: the failing batch is an error, the next batch runs, memory is given back.
+4. an out-of-memory batch sweep: the failing batch is an error, the next batch runs, memory is given back;
+5. the GPU optimization passes (fp16, bf16, torch.compile with CUDA graphs, ONNX Runtime's CUDA provider,
+   structured pruning + fp16) on TeacherModel at batch 256, each measured with the harness against the
+   original with its fidelity, plus auto-optimize's choice.
 
 Writes ``gpu-report.md`` and ``gpu-report.json`` to ``--out`` and exits 0 when every check passed, 1 when
 one failed, 2 when there is no GPU to check (the report then says so; nothing else is attempted).
@@ -290,6 +293,60 @@ def out_of_memory_sweep() -> Check:
     )
 
 
+def gpu_passes(budget_s: float) -> Check:
+    from workers import zoo
+    from workers.passes import PASSES, plan
+    from workers.passes.candidate import Candidate
+    from workers.passes.context import PassContext
+    from workers.passes.data import digits_for_model
+    from workers.passes.fidelity import measure_fidelity
+    from workers.passes.pipeline import run_pipeline
+    from workers.passes.search import Constraints, auto_optimize, gpu_recipes, harness_measure
+
+    entry = zoo.get("TeacherModel")
+    model = entry.build(Path("/tmp/perfmon-gpu-check-zoo")).to("cuda:0").eval()
+    ctx = PassContext(input_spec=entry.input_spec, device="cuda:0", data=digits_for_model(entry))
+    measure = harness_measure(entry.input_spec, 256, "cuda:0", 1, budget_s)
+    base = measure(model)
+    rows, problems = [], []
+    for recipe in gpu_recipes(True):
+        label = " -> ".join(item["name"] + str(item.get("params", "")) for item in recipe)
+        candidate, reports = run_pipeline(
+            Candidate(model), plan(PASSES, recipe, device="cuda:0", has_labeled_data=True), ctx
+        )
+        failed = [r for r in reports if not r.ok]
+        if failed:
+            rows.append({"recipe": label, "error": failed[0].error})
+            continue
+        timing = measure(candidate.module)
+        fidelity = measure_fidelity(model, candidate.module, ctx)
+        rows.append(
+            {
+                "recipe": label,
+                "backend": candidate.backend,
+                "p50_ms": timing["p50_ms"],
+                "speedup": base["p50_ms"] / timing["p50_ms"],
+                "accuracy": fidelity["accuracy"],
+                "accuracy_original": fidelity["accuracy_original"],
+            }
+        )
+    search = auto_optimize(model, ctx, PASSES, measure, Constraints(time_budget_s=240))
+    if search.chosen is not None and search.chosen.p50_ms >= search.baseline.p50_ms:
+        problems.append("auto-optimize chose a candidate slower than the original")
+    text = "; ".join(
+        f"{r['recipe']}: "
+        + (f"{r['speedup']:.2f}x, acc {r['accuracy']:.3f}" if "speedup" in r else f"error {r['error'][:80]}")
+        for r in rows
+    )
+    detail = f"original p50 {base['p50_ms']:.3f} ms at batch 256; {text}; auto: {search.verdict}"
+    return Check(
+        "GPU optimization passes",
+        not problems,
+        detail,
+        {"rows": rows, "auto": search.to_json(), "mismatches": problems},
+    )
+
+
 def environment() -> dict[str, Any]:
     env: dict[str, Any] = {"python": platform.python_version(), "host": platform.node()}
     try:
@@ -360,6 +417,7 @@ def main() -> int:
         ("sampler vs nvidia-smi", lambda: compare_sampler_with_smi(args.rounds)),
         ("harness vs torch.utils.benchmark on CUDA", lambda: compare_harness_with_timer(args.min_run_time)),
         ("out-of-memory sweep", out_of_memory_sweep),
+        ("GPU optimization passes", lambda: gpu_passes(args.min_run_time)),
     ]
     for name, step in steps:
         try:
