@@ -53,4 +53,4 @@ clean:
 # pg_ctlcluster); the stack uses a database of its own there. A step of .ci/run.
 test-pg-faults: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} PERFMON_PG_FAULTS=1 \
-		$(BIN)/python -m pytest tests/pgfaults -s $(PYTEST_ARGS)
+		$(BIN)/python -m pytest tests/e2e/test_faults_postgres.py -s $(PYTEST_ARGS)

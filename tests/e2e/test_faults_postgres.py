@@ -2,7 +2,8 @@
 running, jobs queued behind it, jobs submitted, the sampler ticking, a live WebSocket client,
 /healthz polled), while the PostgreSQL server is stopped for 15 s and started again. Afterwards:
 no job lost, no sample missing from history, the running job finishes, health recovers by itself,
-live samples keep coming and a new client can log in and connect.
+live samples keep coming, a browser's connection badge is "live" again and a new client can log in
+and connect. The figures join the Redis fault suite's (FAULT_FIGURES, printed at the end).
 
 It stops the whole PostgreSQL server of DATABASE_URL, so it runs only when asked to
 (PERFMON_PG_FAULTS=1, `make test-pg-faults`, a step of `.ci/run`); the stack uses a database of its
@@ -20,8 +21,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.e2e.stack import ADMIN_USER, start_stack
+from tests.e2e.stack import ADMIN_PASSWORD, ADMIN_USER, NODE_NAME, start_stack
 from tests.e2e.test_faults import (
+    FAULT_FIGURES,
     INTERVAL_S,
     SMALL_JOB,
     LiveClient,
@@ -33,6 +35,7 @@ from tests.e2e.test_faults import (
     wait_running,
 )
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 STACK_DB = "perfmon_pgfault"
 OUTAGE_S = 15.0
@@ -120,8 +123,35 @@ def pg_stack(tmp_path_factory):
         admin(f"DROP DATABASE IF EXISTS {STACK_DB} WITH (FORCE)")
 
 
-def test_a_postgresql_restart_loses_no_job_and_no_sample(pg_stack):
+@pytest.fixture
+def node_page(pg_stack, browser):
+    """A logged-in browser on this node's page, following its live samples."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(pg_stack.url + "/login/")
+    page.fill("#id_username", ADMIN_USER)
+    page.fill("#id_password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(pg_stack.url + "/")
+    page.goto(f"{pg_stack.url}/nodes/{NODE_NAME}/")
+    yield page
+    context.close()
+
+
+def badge(page) -> str:
+    return page.get_attribute("#connection-state", "data-state") or ""
+
+
+def wait_badge_live(page, since: float, timeout_s: float = 60) -> float:
+    """Seconds from `since` (epoch) until the page's connection badge says live."""
+    page.wait_for_selector("#connection-state[data-state=live]", timeout=timeout_s * 1000)
+    return round(time.time() - since, 1)
+
+
+def test_a_postgresql_restart_loses_no_job_and_no_sample(pg_stack, node_page):
     stack = pg_stack
+    wait_badge_live(node_page, time.time())
     live = LiveClient(stack)
     live.start()
     try:
@@ -134,13 +164,23 @@ def test_a_postgresql_restart_loses_no_job_and_no_sample(pg_stack):
             stopped = time.time()
             try:
                 pg_ctl("stop", "-m", "fast")
-                time.sleep(OUTAGE_S)
+                badges = set()
+                while time.time() - stopped < OUTAGE_S:  # what the browser shows meanwhile
+                    badges.add(badge(node_page))
+                    time.sleep(0.5)
             finally:
+                restarting = time.time()
                 ensure_pg_running()
-            started = time.time()
+            started = time.time()  # PostgreSQL accepts connections again
             recovery_s = wait_healthy(stack, started, timeout_s=120)
             live_after_s = live.sample_after(started)
+            badge_live_s = wait_badge_live(node_page, started)
             time.sleep(3)
+        # The page loaded anew (session, node and history read from the database) goes live too.
+        node_page.reload()
+        reloaded_live_s = wait_badge_live(node_page, time.time())
+        ARTIFACTS.mkdir(exist_ok=True)
+        node_page.screenshot(path=str(ARTIFACTS / "postgres-restart-node-page.png"), full_page=True)
         # A new browser logs in and subscribes: the web server's database connections work again.
         fresh = LiveClient(stack)
         fresh.start()
@@ -155,10 +195,11 @@ def test_a_postgresql_restart_loses_no_job_and_no_sample(pg_stack):
     ended = [wait_ended(stack, job_id, timeout_s=180) for job_id in queued_ids + accepted]
     lost = [job for job in ended if job["status"] != "succeeded"]
     missing, longest_gap_s = missing_samples(stack, stopped - 2, started + 2)
-    during = [(status, latency) for at, status, latency in load.health if stopped + 1 <= at <= started]
+    during = [(status, latency) for at, status, latency in load.health if stopped + 1 <= at <= restarting]
     refused = [(status, body) for status, body, _ in load.submitted if status != 201]
     figures = {
         "fault": f"PostgreSQL stopped {OUTAGE_S:.0f} s (pg_ctlcluster stop -m fast, then start)",
+        "restart_took_s": round(started - restarting, 1),
         "jobs_submitted": len(queued_ids) + len(load.submitted),
         "submissions_refused_while_down": len(refused),
         "jobs_lost": len(lost),
@@ -171,7 +212,11 @@ def test_a_postgresql_restart_loses_no_job_and_no_sample(pg_stack):
         "health_recovered_s": recovery_s,
         "live_samples_again_s": live_after_s,
         "new_client_sample_s": fresh_sample_s,
+        "browser_badge_during": sorted(badges),
+        "browser_badge_live_s": badge_live_s,
+        "reloaded_page_live_s": reloaded_live_s,
     }
+    FAULT_FIGURES.append(figures)
     print("\nFAULT_FIGURES " + json.dumps(figures))
     assert not lost, [(job["id"], job["status"], job["error"]) for job in lost]
     assert running["status"] == "succeeded", running
