@@ -75,6 +75,24 @@ def pg_ctl(action: str, *extra: str) -> None:
     )
 
 
+def start_pg_later_whatever_happens(after_s: float) -> None:
+    """A detached shell that starts PostgreSQL after `after_s` if it is still down: the server is
+    shared (other test runs, later CI steps), and a test killed mid-outage must not leave it stopped."""
+    cluster = f"{pg_version()} main"
+    subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            f"sleep {after_s:.0f}; pg_ctlcluster --skip-systemctl-redirect {cluster} status >/dev/null"
+            f" || pg_ctlcluster --skip-systemctl-redirect {cluster} start",
+        ],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def pg_ready() -> bool:
     host = urlsplit(DATABASE_URL).hostname or "127.0.0.1"
     port = str(urlsplit(DATABASE_URL).port or 5432)
@@ -118,9 +136,11 @@ def pg_stack(tmp_path_factory):
     try:
         yield stack
     finally:
-        stack.stop()
-        ensure_pg_running()
-        admin(f"DROP DATABASE IF EXISTS {STACK_DB} WITH (FORCE)")
+        try:
+            stack.stop()
+        finally:
+            ensure_pg_running()
+            admin(f"DROP DATABASE IF EXISTS {STACK_DB} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -163,6 +183,7 @@ def test_a_postgresql_restart_loses_no_job_and_no_sample(pg_stack, node_page):
             time.sleep(2)
             stopped = time.time()
             try:
+                start_pg_later_whatever_happens(OUTAGE_S + 45)
                 pg_ctl("stop", "-m", "fast")
                 badges = set()
                 while time.time() - stopped < OUTAGE_S:  # what the browser shows meanwhile
