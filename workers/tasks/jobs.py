@@ -224,9 +224,10 @@ def resend_lost_queued_jobs() -> int:
         # The row names the new task before it is sent: a worker may claim the job at once, and the
         # orphan sweep must then judge the new task, not the failed one it replaces.
         task_id = str(uuid.uuid4())
-        if not Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(celery_task_id=task_id, step=""):
+        if not Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(celery_task_id=task_id):
             continue  # claimed or cancelled meanwhile
         send_job_task(job.pk, job.queue or ANY_NODE_QUEUE, task_id)  # Redis away again: the next sweep
+        Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(step="")  # no longer waiting
         log.warning("job %s was queued but its message was gone; sent it again", job.pk)
         resent += 1
     return resent
