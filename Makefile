@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint test-postgres setup browser clean vendor contract
+.PHONY: run test lint test-postgres test-pg-faults setup browser clean vendor contract
 
 setup: $(STAMP)
 
@@ -48,3 +48,9 @@ vendor:
 
 clean:
 	rm -rf $(VENV) node_modules
+
+# The fault suite's PostgreSQL case: stops and starts the PostgreSQL server of DATABASE_URL (as root,
+# pg_ctlcluster); the stack uses a database of its own there. A step of .ci/run.
+test-pg-faults: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} PERFMON_PG_FAULTS=1 \
+		$(BIN)/python -m pytest tests/e2e/test_faults_postgres.py -s $(PYTEST_ARGS)

@@ -87,7 +87,7 @@ def _enqueue(job: Job) -> None:
     live.push_job(Job.objects.get(pk=job.pk))
 
 
-def send_job_task(job_id: int, queue: str) -> str:
+def send_job_task(job_id: int, queue: str, task_id: str | None = None) -> str:
     """Publish perfmon.run_job for job_id on queue, by name (the Django side never imports
     workers.tasks: imports flow one way); returns the task id. Raises within a few
     seconds when the broker is away: the producer pool is waited on with a timeout (kombu's default
@@ -95,7 +95,9 @@ def send_job_task(job_id: int, queue: str) -> str:
     from perfmon.celery import app
 
     with app.producer_pool.acquire(block=True, timeout=ENQUEUE_POOL_WAIT_S) as producer:
-        result = app.send_task(RUN_JOB, args=[job_id], queue=queue, producer=producer, retry=False)
+        result = app.send_task(
+            RUN_JOB, args=[job_id], queue=queue, producer=producer, retry=False, task_id=task_id
+        )
     return result.id
 
 

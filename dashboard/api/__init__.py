@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from dashboard.api.auth import BearerToken, SessionCookie, login_or_token_required, unauthenticated_message
@@ -64,6 +65,14 @@ def _http_error(request, exc: HttpError):
 @api.exception_handler(InvalidJob)
 def _invalid_job(request, exc: InvalidJob):
     return api.create_response(request, {"error": str(exc)}, status=400)
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def _database_away(request, exc):
+    # The database restarting: say so and that a retry will do, instead of a bare 500.
+    body = {"error": "the database is unavailable right now; nothing was stored, try again shortly"}
+    return api.create_response(request, body, status=503)
 
 
 def _describe(errors: list[dict[str, Any]]) -> str:

@@ -20,7 +20,8 @@ from django.utils import timezone
 from dashboard import actions
 from dashboard.actions import BROKER_RETRY_AFTER_S, WAITING_FOR_QUEUE
 from dashboard.history.query import series
-from dashboard.models import ApiToken, Job, JobStatus, Node
+from dashboard.models import ApiToken, Job, JobStatus, Node, Role
+from dashboard.permissions import grant
 from dashboard.workers_seen import record_alive
 from tests.dashboard.live_client import running_sampler
 
@@ -52,7 +53,8 @@ def paused(server):
 
 def api_client() -> Client:
     user = get_user_model().objects.create_user(f"u{time.monotonic_ns()}", password="pw-faults-123")
-    _token, raw = ApiToken.issue(user)
+    grant(user, Role.OPERATOR)  # submitting needs the operator role
+    _token, raw = ApiToken.issue(user, Role.OPERATOR)
     return Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
 
 

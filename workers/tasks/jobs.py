@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections
 from django.db.models import Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -21,6 +23,12 @@ from dashboard.tasknames import RUN_JOB
 from workers import zoo
 
 log = logging.getLogger(__name__)
+
+# The database going away (a restart, a failover) raises these; a job's measurement goes on meanwhile.
+DATABASE_AWAY = (OperationalError, InterfaceError)
+# How long a finished job keeps trying to record its outcome while the database is away.
+FINISH_RETRY_S = 600.0
+FINISH_RETRY_EVERY_S = 2.0
 
 
 @shared_task(name=RUN_JOB, bind=True, acks_late=True, max_retries=0)
@@ -59,13 +67,37 @@ def _run_job(job_id: int, worker_hostname: str) -> str:
         outcome = kinds.get(job.kind).run(context)
     except Exception as exc:
         log.exception("job %s failed", job_id)
-        do_finish_job(job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        _record_end(job_id, do_finish_job, job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
         return "failed"
     if outcome.status == JobStatus.CANCELLED:
-        do_finish_cancelled_job(job_id, outcome.result)
+        _record_end(job_id, do_finish_cancelled_job, job_id, outcome.result)
     else:
-        do_finish_job(job_id, outcome.status, result=outcome.result, error=outcome.error)
+        _record_end(job_id, do_finish_job, job_id, outcome.status, result=outcome.result, error=outcome.error)
     return str(outcome.status)
+
+
+def _record_end(job_id: int, finish, *args, **kwargs) -> None:
+    """Record a job's outcome, waiting out a database that is away (restarting) for up to
+    FINISH_RETRY_S: a measurement that took minutes must not be lost to a write that failed once."""
+    deadline = time.monotonic() + FINISH_RETRY_S
+    while True:
+        try:
+            finish(*args, **kwargs)
+            return
+        except DATABASE_AWAY as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("job %s: could not record its outcome (%s); trying again", job_id, exc)
+            _drop_broken_connection()
+            time.sleep(FINISH_RETRY_EVERY_S)
+
+
+def _drop_broken_connection() -> None:
+    """A connection the server dropped stays broken until closed; the next query opens a new one."""
+    try:
+        close_old_connections()
+    except Exception:  # closing a dead connection can itself fail: it is gone either way
+        log.debug("closing a broken database connection failed", exc_info=True)
 
 
 def _load_model(name: str):
@@ -103,7 +135,13 @@ def _progress_reporter(job_id: int):
             line = f"{timezone.now():%H:%M:%S} {step}\n"
             changes["log"] = Concat("log", Value(line))
             message["log_line"] = line
-        Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(**changes)
+        try:
+            Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(**changes)
+        except DATABASE_AWAY as exc:  # best effort: the measurement goes on, the next step writes again
+            log.warning("job %s: could not record progress (%s)", job_id, exc)
+            _drop_broken_connection()
+            if "log" in changes:
+                last_step = ""  # write this step's log line with the next report
         live.push(f"job:{job_id}", message)  # best effort: a Redis hiccup must not fail the measurement
 
     return report
@@ -116,7 +154,11 @@ def _cancel_checker(job_id: int, every_s: float = 1.0):
         now = time.monotonic()
         if now - last["checked"] >= every_s:
             last["checked"] = now
-            last["stop"] = not Job.objects.filter(id=job_id, status=JobStatus.RUNNING).exists()
+            try:
+                last["stop"] = not Job.objects.filter(id=job_id, status=JobStatus.RUNNING).exists()
+            except DATABASE_AWAY as exc:  # cannot tell: keep measuring, ask again next time
+                log.warning("job %s: could not check for a cancel (%s)", job_id, exc)
+                _drop_broken_connection()
         return last["stop"]
 
     return should_stop
@@ -179,8 +221,13 @@ def resend_lost_queued_jobs() -> int:
     for job in queued:
         if job.celery_task_id and job.celery_task_id in present:
             continue
-        task_id = send_job_task(job.pk, job.queue or ANY_NODE_QUEUE)  # Redis away again: the next sweep
-        Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(celery_task_id=task_id, step="")
+        # The row names the new task before it is sent: a worker may claim the job at once, and the
+        # orphan sweep must then judge the new task, not the failed one it replaces.
+        task_id = str(uuid.uuid4())
+        if not Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(celery_task_id=task_id):
+            continue  # claimed or cancelled meanwhile
+        send_job_task(job.pk, job.queue or ANY_NODE_QUEUE, task_id)  # Redis away again: the next sweep
+        Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(step="")  # no longer waiting
         log.warning("job %s was queued but its message was gone; sent it again", job.pk)
         resent += 1
     return resent
