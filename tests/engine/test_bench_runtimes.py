@@ -38,6 +38,28 @@ def test_torch_compile_compiles_each_batch_size_before_warm_up_and_reports_it_ap
     assert result["compile_s"] == pytest.approx(sum(run["compile_s"] for run in result["runs"]))
 
 
+def test_every_batch_size_is_compiled_even_past_dynamos_recompile_limit() -> None:
+    import torch._dynamo.config as dynamo_config
+
+    model = nn.Sequential(nn.Linear(8, 5), nn.ReLU())
+    spec = BenchSpec(batch_sizes=(1, 2, 3), runtime="torch_compile", **QUICK)
+    # A limit of 1 stands in for dynamo's 8 against a 16-point sweep: past it dynamo would run the
+    # model eagerly, and eager latencies would be reported as compiled ones.
+    with dynamo_config.patch(recompile_limit=1):
+        result = run_benchmark(model, FLAT_8, spec).to_json()
+    assert [(run["error"], run["compiled_graphs"]) for run in result["runs"]] == [(None, 1)] * 3
+
+
+def test_a_call_that_compiles_nothing_is_not_timed_as_compiled() -> None:
+    from workers.bench.runtimes import compile_call
+
+    compiled = torch.compile(nn.Sequential(nn.Linear(8, 4)), dynamic=False)
+    x = torch.ones(2, 8)
+    assert compile_call(compiled, x, "default").graphs == 1
+    with pytest.raises(RuntimeError, match="compiled no graph for input shape"):
+        compile_call(compiled, x, "default")  # this shape is compiled already: nothing new runs
+
+
 def test_torch_compile_without_a_cxx_compiler_fails_each_point_with_the_reason() -> None:
     import torch._inductor.config as inductor_config
 

@@ -21,7 +21,14 @@ from workers.bench.load import measure_concurrency, measure_replicas
 from workers.bench.memory import PeakMemory, free_memory, is_out_of_memory
 from workers.bench.progress import Cancelled, Progress
 from workers.bench.result import BenchResult, ConcurrencyRun, MultiDeviceRun, RunTimes
-from workers.bench.runtimes import CompileCall, Prepared, compile_call, compiled_graphs, prepare_runtime
+from workers.bench.runtimes import (
+    CompileCall,
+    Prepared,
+    compile_call,
+    compile_scope,
+    compiled_graphs,
+    prepare_runtime,
+)
 from workers.bench.spec import MAX_BATCH_SIZE, BenchSpec
 from workers.bench.timing import BlockTimer, time_block_cpu, time_block_cuda, time_point
 from workers.zoo import InputSpec
@@ -284,7 +291,7 @@ def run_benchmark(
             )
 
         try:
-            with torch.inference_mode(), _device_scope(run.device):
+            with torch.inference_mode(), _device_scope(run.device), compile_scope(spec):
                 for b in spec.batch_sizes:
                     runs.append(run.batch_point(b))
                 for c in spec.concurrency:

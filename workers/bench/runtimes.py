@@ -8,6 +8,7 @@ when the spec says "eager" (the default), and torch.compile is refused for it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ def prepare_runtime(model: Any, input_spec: InputSpec, spec: BenchSpec, dtype: t
         return _exported(model, input_spec, spec)
     module = model.to(device=spec.device, dtype=dtype).eval()
     if spec.runtime == "torch_compile":
+        # Graphs compiled by earlier jobs in this worker process would count against dynamo's
+        # recompile limit (per code object, so per model class); each benchmark starts afresh.
+        torch._dynamo.reset()
         # dynamic=False: each batch size gets its own specialised graph, compiled on its first call.
         compiled = torch.compile(module, mode=spec.compile_mode, dynamic=False)
         return Prepared(
@@ -131,6 +135,18 @@ def _exported(model: nn.Module, input_spec: InputSpec, spec: BenchSpec) -> Prepa
     return prepared
 
 
+def compile_scope(spec: BenchSpec) -> contextlib.AbstractContextManager[Any]:
+    """Around a torch.compile sweep: dynamo's recompile limit (8 by default) raised so every batch
+    size, and batch 1 of the concurrency test, gets its own graph; past the limit dynamo would run
+    the model eagerly without a word, and eager latencies would be reported as compiled ones."""
+    if spec.runtime != "torch_compile":
+        return contextlib.nullcontext()
+    import torch._dynamo.config as dynamo_config
+
+    needed = len(set(spec.batch_sizes) | ({1} if spec.concurrency else set())) + 1
+    return dynamo_config.patch(recompile_limit=max(needed, dynamo_config.recompile_limit))
+
+
 def compiled_graphs() -> int | None:
     """How many graphs torch.compile has compiled in this process so far (dynamo's own counter),
     or None where this torch does not keep it."""
@@ -169,4 +185,12 @@ def compile_call(module: Callable[[torch.Tensor], Any], x: torch.Tensor, mode: s
         raise
     compile_s = time.perf_counter() - started
     after = compiled_graphs()
-    return CompileCall(compile_s, None if before is None or after is None else after - before)
+    graphs = None if before is None or after is None else after - before
+    if graphs == 0:
+        # Dynamo gave up on this shape (a recompile limit) and ran the model eagerly: timing it
+        # would report eager latencies as compiled ones.
+        raise RuntimeError(
+            f"torch.compile ({mode}) compiled no graph for input shape {tuple(x.shape)}; "
+            "the model would run eagerly, so it is not timed"
+        )
+    return CompileCall(compile_s, graphs)
