@@ -198,3 +198,8 @@ class RuntimeResultTestCase(BaseTestCase):
         )
         eager = self.bench({8: 2.0}, runs=[regressions.run(8, 2.0)])
         self.assertIn('id="job-runtime">eager</span>', self.client.get(f"/jobs/{eager.pk}/").content.decode())
+        # Side by side, the compare page says which column ran on which runtime.
+        compared = self.client.get(f"/jobs/compare/?ids={eager.pk},{job.pk}").content.decode()
+        self.assertIn(
+            "<tr><th>runtime</th><td>eager</td><td>torch_compile (reduce-overhead)</td></tr>", compared
+        )

@@ -271,6 +271,8 @@ def run_benchmark(
     torch.set_num_threads(spec.threads)
     try:
         env = capture_env(spec.device, spec.threads, spec.precision, spec.devices)
+        if spec.runtime == "onnxruntime":
+            progress.step("exporting to ONNX and checking its outputs against torch's", force=True)
         prepared = prepare_runtime(model, input_spec, spec, DTYPES[spec.precision])
         # What actually ran, which for an ONNX file is ONNX Runtime whatever the spec said.
         env.update(prepared.env)
