@@ -5,6 +5,9 @@ from django import forms
 from dashboard.jobspec import MAX_ITERATIONS, InvalidJob, validate_submission
 from dashboard.models import Node
 from workers import zoo
+from workers.bench.spec import RUNTIME_OPTIONS
+
+RUNTIME_OPTION_NAMES = tuple(name for names in RUNTIME_OPTIONS.values() for name in names)
 
 ANY_NODE = "|cpu"
 
@@ -93,6 +96,43 @@ class BenchmarkForm(forms.Form):
     concurrency = IntegerListField(
         required=False, label="Concurrency sweep", help_text="optional: client threads, e.g. 1, 2, 4, 8"
     )
+    runtime = forms.ChoiceField(
+        choices=[
+            ("eager", "PyTorch eager"),
+            ("torch_compile", "torch.compile (inductor)"),
+            ("onnxruntime", "ONNX Runtime"),
+        ],
+        initial="eager",
+        required=False,  # a form posted before runtimes existed means eager
+        help_text="torch.compile's compile time is reported apart from the latencies; "
+        "ONNX Runtime runs fp32 only, and an ONNX model always runs on it",
+    )
+    # Each runtime's options carry data-runtime, so static/js/benchmark-form.js shows only the chosen
+    # runtime's; without JS all are shown, and the others' are ignored on submit.
+    compile_mode = forms.ChoiceField(
+        choices=[
+            ("default", "default"),
+            ("reduce-overhead", "reduce-overhead"),
+            ("max-autotune", "max-autotune"),
+        ],
+        initial="default",
+        required=False,
+        label="torch.compile mode",
+        widget=forms.Select(attrs={"data-runtime": "torch_compile"}),
+    )
+    ort_provider = forms.ChoiceField(
+        choices=[("", "from the device"), ("cpu", "CPU"), ("cuda", "CUDA")],
+        required=False,
+        label="ONNX Runtime provider",
+        widget=forms.Select(attrs={"data-runtime": "onnxruntime"}),
+    )
+    ort_graph_optimization = forms.ChoiceField(
+        choices=[("all", "all"), ("extended", "extended"), ("basic", "basic"), ("disable", "disable")],
+        initial="all",
+        required=False,
+        label="ONNX Runtime graph optimization",
+        widget=forms.Select(attrs={"data-runtime": "onnxruntime"}),
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -114,6 +154,11 @@ class BenchmarkForm(forms.Form):
         }
         if data.get("threads"):
             params["threads"] = data["threads"]
+        params["runtime"] = data.get("runtime") or "eager"
+        # Only the chosen runtime's options: the others' selects keep a value but do not apply.
+        for option in RUNTIME_OPTIONS.get(params["runtime"], ()):
+            if data.get(option):
+                params[option] = data[option]
         # The same rules as the API, so the two can never disagree.
         try:
             _, _, data["params"], data["node"] = validate_submission("benchmark", data["model"], params, node)
@@ -138,7 +183,7 @@ class BenchmarkForm(forms.Form):
             "batch_sizes": listed("batch_sizes"),
             "concurrency": listed("concurrency"),
         }
-        for key in ("iterations", "precision", "threads", "time_budget_s"):
+        for key in ("iterations", "precision", "threads", "time_budget_s", "runtime", *RUNTIME_OPTION_NAMES):
             if params.get(key) is not None:
                 initial[key] = params[key]
         return initial
@@ -156,4 +201,8 @@ FORM_FIELD_OF = {
     "threads": "threads",
     "time_budget_s": "time_budget_s",
     "concurrency": "concurrency",
+    "runtime": "runtime",
+    "compile_mode": "compile_mode",
+    "ort_provider": "ort_provider",
+    "ort_graph_optimization": "ort_graph_optimization",
 }

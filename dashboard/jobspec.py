@@ -25,6 +25,10 @@ FIELD_LABELS = {
     "time_budget_s": ("Time budget (s)", "Time budget (s)"),
     "concurrency": ("Concurrency", "Concurrency sweep"),
     "devices": ("GPU", "GPUs"),
+    "runtime": ("Runtime", "Runtime"),
+    "compile_mode": ("torch.compile mode", "torch.compile mode"),
+    "ort_provider": ("ONNX Runtime provider", "ONNX Runtime provider"),
+    "ort_graph_optimization": ("ONNX Runtime graph optimization", "ONNX Runtime graph optimization"),
 }
 
 
@@ -167,6 +171,8 @@ def _describe_one(error) -> tuple[str, str]:
         return field, f"{label}: give at least {ctx['min_length']} value(s)"
     if kind == "too_long":
         return field, f"{label}: at most {ctx['max_length']} values, not {ctx['actual_length']}"
+    if kind == "literal_error" and field == "runtime":
+        return field, f"Runtime {shown} is unknown: eager, torch_compile or onnxruntime"
     if kind == "literal_error":
         return field, f"{label} must be {ctx['expected'].replace(chr(39), '')}, not {shown}"
     if kind == "string_pattern_mismatch":

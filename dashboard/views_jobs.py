@@ -9,6 +9,7 @@ from django.shortcuts import render
 
 from dashboard.job_filters import BadQuery, filter_jobs
 from dashboard.models import Job, JobKind, JobStatus, Node
+from dashboard.results.runs import number, runtime_of
 from dashboard.results.summary import (
     ENV_LABELS,
     PARAM_LABELS,
@@ -18,6 +19,7 @@ from dashboard.results.summary import (
 )
 
 JOBS_PER_PAGE = 50
+RUNTIME_OPTION_KEYS = ("compile_mode", "ort_provider", "ort_graph_optimization")
 FILTERS = ("kind", "status", "model", "node")
 
 
@@ -58,12 +60,15 @@ def job_header(job: Job) -> dict:
     parameters and environment under human labels."""
     result = job.result if isinstance(job.result, dict) else {}
     spec = result.get("spec") if isinstance(result.get("spec"), dict) else None
+    # What was asked, overlaid with what the harness resolved (defaults filled in) once it ran;
+    # the options of runtimes that did not run are left out rather than shown as "–".
+    params = {**(job.params if isinstance(job.params, dict) else {}), **(spec or {})}
+    params = {k: v for k, v in params.items() if not (k in RUNTIME_OPTION_KEYS and v is None)}
     return {
         "iterations_ran": iterations_ran(result),
         "threads": threads_of(job.params, result),
-        # What was asked, overlaid with what the harness resolved (defaults filled in) once it ran.
-        "param_rows": labelled(
-            {**(job.params if isinstance(job.params, dict) else {}), **(spec or {})}, PARAM_LABELS
-        ),
+        "runtime": runtime_of(job.params, result),
+        "compile_s": number(result.get("compile_s")),
+        "param_rows": labelled(params, PARAM_LABELS),
         "env_rows": labelled(result.get("env") if isinstance(result.get("env"), dict) else {}, ENV_LABELS),
     }

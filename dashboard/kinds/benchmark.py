@@ -19,6 +19,8 @@ from workers.bench.spec import (
     MAX_TIME_BUDGET_S,
 )
 
+Runtime = Literal["eager", "torch_compile", "onnxruntime"]
+
 BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)]
 
 
@@ -37,6 +39,12 @@ class BenchmarkParams(BaseModel):
     devices: list[Annotated[str, Field(pattern=r"^cuda:\d{1,2}$")]] = Field(
         default=[], max_length=MAX_DEVICES
     )
+    # Flat keys, named after their runtime; the one spec (workers.bench.spec.BenchSpec) refuses the
+    # options of a runtime that is not chosen and fills in the chosen one's defaults.
+    runtime: Runtime = "eager"
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] | None = None
+    ort_provider: Literal["cpu", "cuda"] | None = None
+    ort_graph_optimization: Literal["disable", "basic", "extended", "all"] | None = None
 
 
 def device_of(params: dict[str, Any]) -> str:
@@ -50,17 +58,42 @@ def device_of(params: dict[str, Any]) -> str:
 
 def prepare(params: dict[str, Any], node: str, model: str) -> dict[str, Any]:
     """The harness's own checks run against the target node's GPUs, so the user hears now, not
-    when a worker takes the job."""
+    when a worker takes the job. The runtime options are stored resolved (defaults filled in), so
+    the job page and "Run again" say exactly what runs."""
     from dashboard.models import Node
     from workers.bench.spec import BenchSpec
 
     params["device"] = device_of(params)
+    _runtime_of_model(params, model)
     gpus = Node.objects.get(name=node).info.get("gpus", []) if node else []
     try:
-        BenchSpec.from_params(params).check_supported(cuda_device_count=len(gpus))
+        spec = BenchSpec.from_params(params)
+        spec.check_supported(cuda_device_count=len(gpus))
     except ValueError as exc:
-        raise InvalidJob(str(exc), "device") from None
+        raise InvalidJob(str(exc), getattr(exc, "field", "device")) from None
+    for key in ("runtime", "compile_mode", "ort_provider", "ort_graph_optimization"):
+        if getattr(spec, key) is not None:
+            params[key] = getattr(spec, key)
     return params
+
+
+def _runtime_of_model(params: dict[str, Any], model: str) -> None:
+    """An ONNX file cannot run as PyTorch: eager (the default) becomes onnxruntime, as the harness
+    would record it anyway, and torch.compile is refused."""
+    from dashboard.models import ModelVersion
+
+    name, _, version = model.rpartition("@")
+    if not name or not version.isdigit():
+        return  # a zoo model
+    fmt = ModelVersion.objects.filter(model__name=name, version=int(version)).values_list("format", flat=True)
+    if fmt.first() != "onnx":
+        return
+    if params.get("runtime") == "torch_compile":
+        raise InvalidJob(
+            f"{model} is an ONNX file: it runs on ONNX Runtime, not torch.compile; choose runtime onnxruntime",
+            "runtime",
+        )
+    params["runtime"] = "onnxruntime"
 
 
 def queue_rule(params: dict[str, Any], node: str) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dashboard.models import Job, JobKind, JobStatus
-from dashboard.results.runs import Run, device_of, precision_of, runs_of
+from dashboard.results.runs import Run, device_of, precision_of, runs_of, runtime_of
 
 MIN_JOBS = 2
 MAX_JOBS = 8
@@ -131,6 +131,7 @@ class Column:
     device: str
     precision: str
     env: dict[str, Any]
+    runtime: str = "eager"
 
     @property
     def label(self) -> str:
@@ -208,6 +209,7 @@ def compare_jobs(jobs: list[Job]) -> Comparison:
             device=device_of(job.params, job.result),
             precision=precision_of(job.params, job.result),
             env=job.result.get("env") if isinstance(job.result.get("env"), dict) else {},
+            runtime=runtime_of(job.params, job.result),
         )
         for job in jobs
     ]

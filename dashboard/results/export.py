@@ -7,7 +7,14 @@ import csv
 import io
 
 from dashboard.models import Job
-from dashboard.results.runs import ConcurrencyRun, Run, concurrency_runs_of, device_of, precision_of
+from dashboard.results.runs import (
+    ConcurrencyRun,
+    Run,
+    concurrency_runs_of,
+    device_of,
+    precision_of,
+    runtime_of,
+)
 from dashboard.results.runs import runs_of as batch_runs_of
 from dashboard.results.summary import threads_of
 
@@ -39,6 +46,9 @@ CSV_COLUMNS = (
     "unstable",
     "stop_reason",
     "error",
+    # Appended, so readers of the earlier columns by position keep working.
+    "runtime",
+    "compile_s",
 )
 # Timers resolve 1 ns, but run-to-run noise is far above 0.1 us: 4 decimals of a ms is plenty.
 MS_DECIMALS = 4
@@ -63,7 +73,7 @@ def _round(value: float | None, decimals: int) -> float | None:
     return None if value is None else round(value, decimals)
 
 
-def _batch_row(run: Run) -> list[object]:
+def _batch_row(run: Run, runtime: str) -> list[object]:
     latency = [_round(run.latency_ms[key], MS_DECIMALS) for key in _LATENCY_KEYS]
     return [
         "batch",
@@ -80,14 +90,16 @@ def _batch_row(run: Run) -> list[object]:
         run.unstable,
         run.stop_reason,
         run.error,
+        runtime,
+        _round(run.compile_s, 3),
     ]
 
 
-def _concurrency_row(point: ConcurrencyRun, error: str) -> list[object]:
+def _concurrency_row(point: ConcurrencyRun, error: str, runtime: str) -> list[object]:
     latency = [_round(point.latency_ms[key], MS_DECIMALS) for key in _LATENCY_KEYS]
     # Each client sends single requests: batch 1, and throughput is requests per second.
     return ["concurrency", 1, point.concurrency, *latency, None, None, None, None,
-            _round(point.requests_per_s, RATE_DECIMALS), None, None, None, None, error]  # fmt: skip
+            _round(point.requests_per_s, RATE_DECIMALS), None, None, None, None, error, runtime, None]  # fmt: skip
 
 
 def result_csv(job: Job) -> str:
@@ -102,14 +114,15 @@ def result_csv(job: Job) -> str:
         precision_of(job.params, job.result),
         threads_of(job.params, job.result),
     ]
+    runtime = runtime_of(job.params, job.result)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for run in batch_runs_of(job.result):
-        writer.writerow([_cell(value) for value in context + _batch_row(run)])
+        writer.writerow([_cell(value) for value in context + _batch_row(run, runtime)])
     raw_points = job.result.get("concurrency_runs") if isinstance(job.result, dict) else None
     raw_points = raw_points if isinstance(raw_points, list) else []
     for point, raw in zip(concurrency_runs_of(job.result), raw_points, strict=True):
         error = str(raw.get("error") or "") if isinstance(raw, dict) else ""
-        writer.writerow([_cell(value) for value in context + _concurrency_row(point, error)])
+        writer.writerow([_cell(value) for value in context + _concurrency_row(point, error, runtime)])
     return buffer.getvalue()

@@ -49,6 +49,8 @@ class Run:
     unstable: bool | None
     stop_reason: str
     error: str
+    # torch.compile's compiling first call at this batch size (s), outside the latencies; else None.
+    compile_s: float | None = None
 
     @property
     def p50_ms(self) -> float | None:
@@ -104,6 +106,7 @@ class Run:
             unstable=unstable if isinstance(unstable, bool) else None,
             stop_reason=str(raw.get("stop_reason") or ""),
             error=str(error) if error else "",
+            compile_s=number(raw.get("compile_s")),
         )
 
 
@@ -179,12 +182,28 @@ def threads_of(params: Any, result: Any) -> int | None:
 
 
 def runtime_of(params: Any, result: Any) -> str:
-    """How the model ran: "eager" until other runtimes (torch.compile, ONNX Runtime) exist."""
+    """How the model ran, with the options that change its speed: "eager", "torch_compile
+    (max-autotune)", "onnxruntime (cpu, graph all)". The env the harness recorded wins (an ONNX
+    file runs on ONNX Runtime whatever was asked), then its spec, then the submitted params; results
+    from before runtimes existed ran eager."""
     params = params if isinstance(params, dict) else {}
-    for source in (_section(result, "spec"), params):
-        if isinstance(source.get("runtime"), str) and source["runtime"]:
-            return source["runtime"]
+    for source in (_section(result, "env"), _section(result, "spec"), params):
+        name = source.get("runtime")
+        if not isinstance(name, str) or not name:
+            continue
+        if name == "torch_compile":
+            return f"torch_compile ({_text(source.get('compile_mode'), 'default')})"
+        if name == "onnxruntime":
+            return (
+                f"onnxruntime ({_text(source.get('ort_provider'), 'cpu')}, "
+                f"graph {_text(source.get('ort_graph_optimization'), 'all')})"
+            )
+        return name
     return "eager"
+
+
+def _text(value: Any, default: str) -> str:
+    return value if isinstance(value, str) and value else default
 
 
 def env_value(result: Any, key: str) -> str | None:

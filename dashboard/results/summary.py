@@ -23,6 +23,10 @@ PARAM_LABELS = {
     "concurrency": "Concurrency sweep (clients)",
     "devices": "GPUs (multi-GPU test)",
     "load_duration_s": "Duration of each load test",
+    "runtime": "Runtime",
+    "compile_mode": "torch.compile mode",
+    "ort_provider": "ONNX Runtime provider",
+    "ort_graph_optimization": "ONNX Runtime graph optimization",
 }
 ENV_LABELS = {
     "torch_version": "PyTorch",
@@ -41,6 +45,14 @@ ENV_LABELS = {
     "cuda_version": "CUDA",
     "cudnn_version": "cuDNN",
     "driver_version": "NVIDIA driver",
+    "runtime": "Runtime (what ran)",
+    "compile_mode": "torch.compile mode",
+    "ort_provider": "ONNX Runtime provider",
+    "ort_session_provider": "ONNX Runtime session provider",
+    "ort_graph_optimization": "ONNX Runtime graph optimization",
+    "onnxruntime_version": "ONNX Runtime",
+    "onnx_source": "ONNX graph",
+    "ort_max_abs_diff": "ONNX vs torch max abs difference",
 }
 
 

@@ -31,6 +31,7 @@ class SubmitJobTestCase(BaseTestCase):
                 "time_budget_s": 10.0,
                 "concurrency": [],
                 "devices": [],
+                "runtime": "eager",
             },
             "stored canonical, with the defaults the worker will use",
         )

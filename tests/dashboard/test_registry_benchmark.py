@@ -58,6 +58,9 @@ def test_each_uploaded_format_runs_as_a_benchmark(celery_worker, client) -> None
         assert job.result["schema"] == 2
         assert [run["batch_size"] for run in job.result["runs"]] == [1, 4]
         assert all(run["latency_ms"]["p50"] > 0 for run in job.result["runs"])
+        # An ONNX file runs on ONNX Runtime whatever the default runtime says, and is recorded so.
+        expected = "onnxruntime" if name == "onnx-mlp" else "eager"
+        assert (job.params["runtime"], job.result["env"]["runtime"]) == (expected, expected), name
 
 
 def test_models_that_cannot_run_are_refused_up_front(celery_worker, client) -> None:  # noqa: F811

@@ -68,7 +68,12 @@ def test_a_small_run_has_the_documented_shape() -> None:
         "concurrency": [],
         "devices": [],
         "load_duration_s": 2.0,
+        "runtime": "eager",
+        "compile_mode": None,
+        "ort_provider": None,
+        "ort_graph_optimization": None,
     }
+    assert result["env"]["runtime"] == "eager" and result["compile_s"] is None
 
 
 def test_it_measures_a_known_latency() -> None:

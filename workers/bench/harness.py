@@ -21,6 +21,14 @@ from workers.bench.load import measure_concurrency, measure_replicas
 from workers.bench.memory import PeakMemory, free_memory, is_out_of_memory
 from workers.bench.progress import Cancelled, Progress
 from workers.bench.result import BenchResult, ConcurrencyRun, MultiDeviceRun, RunTimes
+from workers.bench.runtimes import (
+    CompileCall,
+    Prepared,
+    compile_call,
+    compile_scope,
+    compiled_graphs,
+    prepare_runtime,
+)
 from workers.bench.spec import MAX_BATCH_SIZE, BenchSpec
 from workers.bench.timing import BlockTimer, time_block_cpu, time_block_cuda, time_point
 from workers.zoo import InputSpec
@@ -70,15 +78,23 @@ def _point_error(exc: Exception, where: str) -> tuple[str, str]:
 class _Run:
     """The state shared by the phases of one ``run_benchmark`` call."""
 
-    def __init__(self, model: nn.Module, input_spec: InputSpec, spec: BenchSpec, progress: Progress) -> None:
+    def __init__(
+        self, prepared: Prepared, input_spec: InputSpec, spec: BenchSpec, progress: Progress
+    ) -> None:
         assert spec.device is not None  # resolved by BenchSpec
-        self.model = model
+        self.prepared = prepared
+        self.model = prepared.module
         self.input_spec = input_spec
         self.spec = spec
         self.device = torch.device(spec.device)
+        # ONNX Runtime takes host arrays and returns them: host inputs, host clock.
+        self.input_device = torch.device("cpu") if prepared.host_io else self.device
         self.dtype = DTYPES[spec.precision]
         self.progress = progress
-        self.timer: BlockTimer = time_block_cuda if self.device.type == "cuda" else time_block_cpu
+        on_cuda = self.device.type == "cuda" and not prepared.host_io
+        self.timer: BlockTimer = time_block_cuda if on_cuda else time_block_cpu
+        # torch.compile: the batch sizes already compiled (the concurrency test reuses batch 1's).
+        self.compiled: set[int] = set()
         # The same inputs on every run and every node, without disturbing the caller's RNG.
         self.generator = torch.Generator().manual_seed(0)
 
@@ -95,15 +111,32 @@ class _Run:
 
         return tick
 
+    def _compile(self, batch_size: int, x: torch.Tensor) -> CompileCall | None:
+        """torch.compile's first call at this batch size, outside warm-up and timing; None when
+        nothing compiles (another runtime, or this batch size is compiled already)."""
+        if not self.prepared.compiles or batch_size in self.compiled:
+            return None
+        self.progress.step(f"batch {batch_size}: compiling ({self.spec.compile_mode})", force=True)
+        call = compile_call(self.model, x, self.spec.compile_mode)
+        self.compiled.add(batch_size)
+        return call
+
     def batch_point(self, batch_size: int) -> RunTimes:
         free_memory(self.device)  # a previous point's cache must not count as this one's peak
         memory = PeakMemory(self.device)
         memory.start()
         self.progress.start_phase(f"batch {batch_size}: warm-up")
         failure = None
+        compiled = late_graphs = None
         try:
-            x = self._input(batch_size, self.device, self.generator)
+            x = self._input(batch_size, self.input_device, self.generator)
+            compiled = self._compile(batch_size, x)
+            graphs_before = compiled_graphs() if self.prepared.compiles else None
             timed = time_point(self.model, x, self.spec, self.timer, self._tick_for(f"batch {batch_size}"))
+            if graphs_before is not None:
+                # Should stay 0: a recompile during warm-up or timing (a guard that failed) would
+                # count compile time as latency, so it is recorded rather than hidden.
+                late_graphs = (compiled_graphs() or 0) - graphs_before
         except Cancelled:
             raise
         except Exception as exc:  # any failure ends this point only; the sweep goes on
@@ -115,6 +148,9 @@ class _Run:
             return RunTimes(batch_size, error=failure[0], error_detail=failure[1])
         return RunTimes(
             batch_size,
+            compile_s=compiled.compile_s if compiled else None,
+            compiled_graphs=compiled.graphs if compiled else None,
+            graphs_compiled_while_timing=late_graphs,
             times_ms=timed.times_ms,
             stop_reason=timed.stop_reason,
             warmup_iterations=timed.warmup_iterations,
@@ -128,10 +164,12 @@ class _Run:
         self.progress.start_phase(f"concurrency {clients}")
 
         def make_input(i: int) -> torch.Tensor:
-            return self._input(1, self.device, torch.Generator().manual_seed(1 + i))
+            return self._input(1, self.input_device, torch.Generator().manual_seed(1 + i))
 
         failure = None
         try:
+            # Compiled once here, not by the first client thread while the others wait on it.
+            self._compile(1, make_input(0))
             times_ms, wall_s = measure_concurrency(
                 self.model,
                 make_input,
@@ -214,8 +252,11 @@ def run_benchmark(
     """Time ``model`` forward passes for each batch size in ``spec``, then the concurrency and
     multi-GPU tests it asks for. Latencies are ms per forward pass.
 
-    The model is moved to ``spec.device`` and cast to ``spec.precision`` in place, and put in eval
-    mode. torch's CPU thread count is set to ``spec.threads`` for the run and restored afterwards.
+    The model is moved to ``spec.device`` and cast to ``spec.precision`` in place, put in eval
+    mode and wrapped for ``spec.runtime`` (workers.bench.runtimes): with torch.compile each batch
+    size is compiled by one call before its warm-up, timed apart as that point's ``compile_s``; with
+    ONNX Runtime the model is exported and its outputs checked against torch's before the sweep
+    (a failed export or check raises ``ValueError``). ``env["runtime"]`` says what ran. torch's CPU thread count is set to ``spec.threads`` for the run and restored afterwards.
     Raises ``ValueError`` if this node cannot run the spec (no CUDA, too few GPUs, no bf16).
     Any exception at one point (out of memory or not) becomes that point's ``error`` (with the
     traceback in ``error_detail``) and the run goes on; the result is then ``partial``.
@@ -230,9 +271,12 @@ def run_benchmark(
     torch.set_num_threads(spec.threads)
     try:
         env = capture_env(spec.device, spec.threads, spec.precision, spec.devices)
-        run = _Run(
-            model.to(device=spec.device, dtype=DTYPES[spec.precision]).eval(), input_spec, spec, progress
-        )
+        if spec.runtime == "onnxruntime":
+            progress.step("exporting to ONNX and checking its outputs against torch's", force=True)
+        prepared = prepare_runtime(model, input_spec, spec, DTYPES[spec.precision])
+        # What actually ran, which for an ONNX file is ONNX Runtime whatever the spec said.
+        env.update(prepared.env)
+        run = _Run(prepared, input_spec, spec, progress)
         # Filled point by point, so that a cancellation can hand back what was measured.
         runs: list[RunTimes] = []
         concurrency_runs: list[ConcurrencyRun] = []
@@ -249,7 +293,7 @@ def run_benchmark(
             )
 
         try:
-            with torch.inference_mode(), _device_scope(run.device):
+            with torch.inference_mode(), _device_scope(run.device), compile_scope(spec):
                 for b in spec.batch_sizes:
                     runs.append(run.batch_point(b))
                 for c in spec.concurrency:

@@ -26,6 +26,11 @@ class RunTimes:
 
     batch_size: int
     times_ms: tuple[float, ...] = ()
+    # torch.compile only: the compiling first call (seconds, not in times_ms), the graphs it
+    # compiled, and those compiled during warm-up and timing (0 unless a guard failed).
+    compile_s: float | None = None
+    compiled_graphs: int | None = None
+    graphs_compiled_while_timing: int | None = None
     stop_reason: str | None = None
     warmup_iterations: int = 0
     warmup_settled: bool = False
@@ -79,6 +84,9 @@ class RunTimes:
             "warmup_settled": self.warmup_settled,
             "timed_s": self.timed_s,
             "off_cpu_fraction": self.off_cpu_fraction,
+            "compile_s": self.compile_s,
+            "compiled_graphs": self.compiled_graphs,
+            "graphs_compiled_while_timing": self.graphs_compiled_while_timing,
             "error": None,
             "times_ms": _ms(self.times_ms),
         }
@@ -197,9 +205,17 @@ class BenchResult:
         """Some of what the spec asked for is missing: a point failed, or the run was cancelled."""
         return self.cancelled or self.failed_points > 0
 
+    @property
+    def compile_s(self) -> float | None:
+        """torch.compile's compile time over all batch sizes (seconds, outside every latency); None
+        for a runtime that does not compile."""
+        times = [r.compile_s for r in self.runs if r.compile_s is not None]
+        return sum(times) if times else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "partial": self.partial,
+            "compile_s": self.compile_s,
             "cancelled": self.cancelled,
             "failed_points": self.failed_points,
             "ok_points": self.ok_points,

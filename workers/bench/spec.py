@@ -26,9 +26,30 @@ DEFAULT_MAX_ITERATIONS = 10_000
 DEFAULT_MIN_DURATION_S = 1.0
 PRECISIONS = ("fp32", "fp16", "bf16")
 Precision = Literal["fp32", "fp16", "bf16"]
+# How the model runs; each runtime's options are named after it and refused with another runtime.
+RUNTIMES = ("eager", "torch_compile", "onnxruntime")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+ORT_PROVIDERS = ("cpu", "cuda")
+ORT_GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
+RUNTIME_OPTIONS = {
+    "torch_compile": ("compile_mode",),
+    "onnxruntime": ("ort_provider", "ort_graph_optimization"),
+}
 
 _DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
 _CUDA_INDEXED_RE = re.compile(r"cuda:\d+")
+
+
+class SpecError(ValueError):
+    """A ValueError that names the parameter it is about, so a form can show it beside that field."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _either(values: tuple[str, ...]) -> str:
+    return f"{', '.join(values[:-1])} or {values[-1]}"
 
 
 def _is_int(value: object) -> bool:
@@ -62,6 +83,13 @@ class BenchSpec:
       each), sorted and de-duplicated; empty skips the test.
     - ``devices``: "cuda:N" names for the multi-GPU scaling test; empty skips it.
     - ``load_duration_s``: measured duration of each concurrency level and multi-GPU point.
+    - ``runtime``: "eager" (plain PyTorch), "torch_compile" (inductor, each batch size compiled once
+      before its warm-up; ``compile_mode`` "default", "reduce-overhead" or "max-autotune") or
+      "onnxruntime" (exported to ONNX with a dynamic batch axis, checked against torch, run by an ORT
+      session with ``threads`` intra-op threads; ``ort_provider`` "cpu" or "cuda", default from
+      ``device``, and ``ort_graph_optimization`` "disable", "basic", "extended" or "all", default
+      "all"; fp32 only). Options of a runtime that is not chosen are refused; the chosen one's are
+      resolved to their defaults, so the spec records exactly what ran.
     """
 
     batch_sizes: tuple[int, ...]
@@ -76,6 +104,10 @@ class BenchSpec:
     concurrency: tuple[int, ...] = ()
     devices: tuple[str, ...] = ()
     load_duration_s: float = 2.0
+    runtime: str = "eager"
+    compile_mode: str | None = None
+    ort_provider: str | None = None
+    ort_graph_optimization: str | None = None
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; a frozen spec holds tuples so it stays hashable.
@@ -100,6 +132,7 @@ class BenchSpec:
                     f"each concurrency must be an integer from 1 to {MAX_CONCURRENCY}, not {c!r}"
                 )
         object.__setattr__(self, "concurrency", tuple(sorted(set(self.concurrency))))
+        self._check_runtime()
 
     def _check_batch_sizes(self) -> None:
         if not self.batch_sizes:
@@ -150,6 +183,44 @@ class BenchSpec:
             object.__setattr__(self, "device", self.devices[0] if self.devices else "cpu")
         elif not isinstance(self.device, str) or not _DEVICE_RE.fullmatch(self.device):
             raise ValueError(f'device must be "cpu", "cuda" or "cuda:N", not {self.device!r}')
+
+    def _check_runtime(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise SpecError(f"Runtime {self.runtime!r} is unknown: {_either(RUNTIMES)}", "runtime")
+        for runtime, options in RUNTIME_OPTIONS.items():
+            for option in options:
+                if runtime != self.runtime and getattr(self, option) is not None:
+                    raise SpecError(f"{option} applies to runtime {runtime} only, not {self.runtime}", option)
+        if self.runtime == "torch_compile":
+            self._resolve("compile_mode", COMPILE_MODES, "default")
+        elif self.runtime == "onnxruntime":
+            assert self.device is not None  # resolved in _check_devices
+            on_gpu = self.device.startswith("cuda")
+            self._resolve("ort_provider", ORT_PROVIDERS, "cuda" if on_gpu else "cpu")
+            self._resolve("ort_graph_optimization", ORT_GRAPH_OPTIMIZATIONS, "all")
+            if (self.ort_provider == "cuda") != on_gpu:
+                raise SpecError(
+                    f"ONNX Runtime's {self.ort_provider} provider cannot run on device {self.device}: "
+                    + ("choose a GPU to run on" if self.ort_provider == "cuda" else "choose provider cuda"),
+                    "ort_provider",
+                )
+            if self.precision != "fp32":
+                raise SpecError(
+                    f"ONNX Runtime runs the exported fp32 graph; precision {self.precision} is not "
+                    "available with it (choose fp32, or runtime eager or torch_compile)",
+                    "precision",
+                )
+        if self.runtime != "eager" and self.devices:
+            raise SpecError(
+                f"the multi-GPU scaling test runs eager models only, not {self.runtime}", "devices"
+            )
+
+    def _resolve(self, option: str, allowed: tuple[str, ...], default: str) -> None:
+        value = getattr(self, option)
+        if value is None:
+            object.__setattr__(self, option, default)
+        elif value not in allowed:
+            raise SpecError(f"{option} {value!r} is unknown: {_either(allowed)}", option)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> BenchSpec:
@@ -205,4 +276,8 @@ class BenchSpec:
             "concurrency": list(self.concurrency),
             "devices": list(self.devices),
             "load_duration_s": self.load_duration_s,
+            "runtime": self.runtime,
+            "compile_mode": self.compile_mode,
+            "ort_provider": self.ort_provider,
+            "ort_graph_optimization": self.ort_graph_optimization,
         }

@@ -103,6 +103,8 @@ class OnnxModule:
         options.log_severity_level = 3  # errors only: the worker log is not the place for ORT's notes
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        # The benchmark harness rebuilds the session with its own threads and graph level from this.
+        self.onnx_path = path
 
     def __call__(self, x: Any) -> Any:
         import torch
