@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, override_settings
 
 from dashboard.models import Job, JobStatus, ModelVersion, RegisteredModel
+from dashboard.permissions import Role, grant
 from dashboard.registry_actions import do_finish_validation, do_register_upload, model_store
 from tests.dashboard.base import BaseTestCase
 from tests.dashboard.live_client import communicator_for, receive_until, subscribe
@@ -204,6 +205,7 @@ class TestInputSpecDefaults(ManageTestCase):
 async def test_a_validation_verdict_reaches_the_model_s_page(settings, tmp_path):
     settings.DATA_DIR = tmp_path
     user = await sync_to_async(get_user_model().objects.create_user)("carol", password="pw-123456789")
+    await sync_to_async(grant)(user, Role.OPERATOR)  # uploads
     client = Client()
     await sync_to_async(client.force_login)(user)
 

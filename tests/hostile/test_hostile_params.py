@@ -12,6 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from dashboard.models import ApiToken, Job, ModelVersion, RegisteredModel
+from dashboard.permissions import Role, grant
 from tests.hostile.tally import TALLY
 
 
@@ -86,11 +87,12 @@ COMPARE_IDS = [
 @pytest.fixture
 def bearer(django_user_model) -> dict:
     user = django_user_model.objects.create_user("mallory")  # no password: hashing one costs seconds
+    grant(user, Role.OPERATOR)  # hostile input from someone allowed to submit: no 403 hides the check
     model = RegisteredModel.objects.create(name="valid-onnx", owner=user)
     ModelVersion.objects.create(
         model=model, version=1, format="onnx", input_spec={}, sha256="0" * 64, size_bytes=1, status="ready"
     )
-    _token, secret = ApiToken.issue(user)
+    _token, secret = ApiToken.issue(user, Role.OPERATOR)
     return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
 
 
@@ -113,7 +115,9 @@ def test_a_hostile_job_submission_is_a_400_with_a_reason(request, client, bearer
 @pytest.mark.django_db
 @pytest.mark.parametrize("ids", COMPARE_IDS, ids=[i[:30] for i in COMPARE_IDS])
 def test_hostile_compare_ids_are_a_400_naming_the_problem(client, django_user_model, ids) -> None:
-    client.force_login(django_user_model.objects.create_user("mallory"))
+    mallory = django_user_model.objects.create_user("mallory")
+    grant(mallory, Role.OPERATOR)
+    client.force_login(mallory)
     case_id = f"GET /jobs/compare/?ids={ids[:30]}"
     try:
         # As a browser sends it: UTF-8, percent-encoded (a lone surrogate as its raw bytes).

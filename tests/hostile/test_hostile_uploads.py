@@ -17,6 +17,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from dashboard.models import ApiToken, ModelVersion, RegisteredModel
+from dashboard.permissions import Role, grant
 from tests.hostile.tally import TALLY
 from tests.hostile.uploads import UPLOADS, Upload, write_bombs
 
@@ -41,7 +42,8 @@ def data_dir(tmp_path, settings) -> Path:
 @pytest.fixture
 def bearer(django_user_model) -> dict:
     user = django_user_model.objects.create_user("mallory")  # no password: hashing one costs seconds
-    _token, secret = ApiToken.issue(user)
+    grant(user, Role.OPERATOR)  # hostile input from someone allowed to submit: no 403 hides the check
+    _token, secret = ApiToken.issue(user, Role.OPERATOR)
     return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
 
 
