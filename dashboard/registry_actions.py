@@ -143,12 +143,12 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _require_may_add(user, model: RegisteredModel | None) -> None:
+def _require_may_add(user, model: RegisteredModel | None, action: str = "uploading a model") -> None:
     """Operators upload; only a model's owner (or an admin) adds versions to an existing model.
 
     Why not every operator: a job names a model, and runs its newest version. Whoever can add a
     version decides what code the owner's next job runs, so that right stays with the owner."""
-    require(user, Role.OPERATOR, "uploading a model")
+    require(user, Role.OPERATOR, action)
     if model is None or has_role(user, Role.ADMIN):
         return
     if model.name in zoo.ZOO:
@@ -279,7 +279,8 @@ def do_delete_model_version(user, version: ModelVersion) -> None:
 
     Refused (ModelInUse) while it is being validated or a queued or running job uses it: the
     worker would find its file gone. Finished jobs keep their results and their "name@version".
-    user is who asks; everyone logged in may delete until operator rights exist."""
+    Who may delete: whoever may add versions to the model (its owner, an admin)."""
+    _require_may_add(user, version.model, "deleting a model version")
     _refuse_if_in_use(version)
     model_id, number, sha256 = version.model_id, version.version, version.sha256
     with transaction.atomic():
@@ -290,7 +291,9 @@ def do_delete_model_version(user, version: ModelVersion) -> None:
 
 
 def do_delete_model(user, model: RegisteredModel) -> None:
-    """Delete a model with all its versions; refused (ModelInUse) if any version is still in use."""
+    """Delete a model with all its versions; refused (ModelInUse) if any version is still in use.
+    Only its owner or an admin may."""
+    _require_may_add(user, model, "deleting a model")
     versions = list(model.versions.select_related("model"))
     for version in versions:
         _refuse_if_in_use(version)

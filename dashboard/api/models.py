@@ -23,6 +23,7 @@ from ninja.files import UploadedFile
 from dashboard.api.errors import WRITE_ERRORS, Error
 from dashboard.models import ModelVersion, RegisteredModel
 from dashboard.registry_actions import (
+    MAX_ID,
     ModelInUse,
     do_delete_model,
     do_delete_model_version,
@@ -107,7 +108,7 @@ def list_models(request):
 @router.get("/{model_id}", response={200: ModelDetailOut, 401: Error, 404: Error})
 def get_model(request, model_id: int):
     """One model with all its versions, newest first."""
-    model = RegisteredModel.objects.filter(pk=model_id).first()
+    model = RegisteredModel.objects.filter(pk=model_id).first() if _in_range(model_id) else None
     if model is None:
         return Status(404, {"error": f"model {model_id} not found"})
     return model.to_json(with_versions=True)
@@ -124,7 +125,14 @@ _DOWNLOAD_AS = {
 _UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def _in_range(*ids: int) -> bool:
+    """Ids past the database's integer (SQLite overflows on them) name nothing: a 404, not a 500."""
+    return all(1 <= i <= MAX_ID for i in ids)
+
+
 def _version(model_id: int, number: int) -> ModelVersion | None:
+    if not _in_range(model_id, number):
+        return None
     return ModelVersion.objects.select_related("model").filter(model_id=model_id, version=number).first()
 
 
@@ -143,7 +151,7 @@ def download_version(request, model_id: int, number: int):
     return FileResponse(path.open("rb"), as_attachment=True, filename=filename, content_type=content_type)
 
 
-@router.delete("/{model_id}/versions/{number}", response={204: None, 401: Error, 404: Error, 409: Error})
+@router.delete("/{model_id}/versions/{number}", response={204: None, **WRITE_ERRORS, 404: Error, 409: Error})
 def delete_version(request, model_id: int, number: int):
     """Delete one version and its file; 409 while it is validating or a queued/running job uses it."""
     version = _version(model_id, number)
@@ -156,10 +164,10 @@ def delete_version(request, model_id: int, number: int):
     return Status(204, None)
 
 
-@router.delete("/{model_id}", response={204: None, 401: Error, 404: Error, 409: Error})
+@router.delete("/{model_id}", response={204: None, **WRITE_ERRORS, 404: Error, 409: Error})
 def delete_model(request, model_id: int):
     """Delete a model with every version; 409 while any version is in use."""
-    model = RegisteredModel.objects.filter(pk=model_id).first()
+    model = RegisteredModel.objects.filter(pk=model_id).first() if _in_range(model_id) else None
     if model is None:
         return Status(404, {"error": f"model {model_id} not found"})
     try:
