@@ -74,3 +74,17 @@ class TestApiContract(BaseTestCase):
         ]:
             statuses = set(doc["paths"][path][method]["responses"])
             self.assertLessEqual({"400", "401", "403"}, statuses, path)
+
+    def test_the_document_has_each_response_status_once(self):
+        """ninja keys statuses as ints and the extra refusals were strings: "400" came out twice in
+        the JSON, which Swagger UI refuses to read (a blank docs page)."""
+        raw = self.client.get("/api/openapi.json", **self.bearer()).content.decode()
+        pairs_seen = []
+
+        def no_duplicates(pairs):
+            keys = [key for key, _ in pairs]
+            pairs_seen.append(len(keys) == len(set(keys)))
+            return dict(pairs)
+
+        json.loads(raw, object_pairs_hook=no_duplicates)
+        self.assertTrue(all(pairs_seen))
