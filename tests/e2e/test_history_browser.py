@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -41,6 +42,14 @@ def page(stack, browser):
     context.close()
 
 
+def _span_s(url: str) -> float:
+    query = parse_qs(urlsplit(url).query)
+    try:
+        return float(query["end"][0]) - float(query["start"][0])
+    except (KeyError, ValueError):
+        return 0.0
+
+
 def wait_for_history(page, stack, metric: str, older_than_s: float = 0) -> dict:
     """Poll the series API (as the logged-in page) until the sampler's history writer, which
     flushes every few seconds, has stored points of ``metric`` older than ``older_than_s``."""
@@ -63,7 +72,12 @@ def test_thirty_days_of_a_young_install_draw_its_minutes_and_say_where_history_s
     wait_for_history(page, stack, "host.cpu_percent")
     page.goto(f"{stack.url}/nodes/{NODE_NAME}/")
     with page.expect_response(
-        lambda r: "/api/metrics/series/many" in r.url and "host.cpu_percent" in r.url
+        # The 30-day request itself, not the page's own first load that may answer after the click.
+        lambda r: (
+            "/api/metrics/series/many" in r.url
+            and "host.cpu_percent" in r.url
+            and _span_s(r.url) > 29 * 86400
+        )
     ) as info:
         page.click("button[data-range='2592000']")
     answer = next(s for s in info.value.json()["series"] if s.get("metric") == "host.cpu_percent")
