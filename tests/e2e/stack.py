@@ -119,3 +119,11 @@ def start_stack(data_dir: Path, ready_timeout_s: float = 120, **env_overrides: s
         time.sleep(0.5)
     stack.stop(signal.SIGKILL)
     raise AssertionError(f"the stack was not healthy within {ready_timeout_s} s:\n{stack.log()}")
+
+
+def cmdline(process: psutil.Process) -> str:
+    """A process's command line, "" once it has exited or is a zombie not yet reaped."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import psutil
 import pytest
 
-from tests.e2e.stack import ADMIN_PASSWORD, ADMIN_USER, NODE_NAME, Stack, start_stack
+from tests.e2e.stack import ADMIN_PASSWORD, ADMIN_USER, NODE_NAME, Stack, cmdline, start_stack
 
 pytestmark = pytest.mark.stack
 
@@ -195,13 +195,6 @@ def missing_samples(stack: Stack, start: float, end: float) -> tuple[int, float]
     # A tick the sampler skipped because it ran late is a missing sample too.
     missing = sum(max(0, round(gap / INTERVAL_S) - 1) for gap in gaps)
     return missing, round(max(gaps, default=0.0), 1)
-
-
-def cmdline(process: psutil.Process) -> str:
-    try:
-        return " ".join(process.cmdline())
-    except psutil.Error:  # exited (or a zombie) meanwhile
-        return ""
 
 
 def redis_process(stack: Stack, timeout_s: float = 60) -> psutil.Process:

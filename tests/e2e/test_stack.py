@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from tests.e2e.stack import NODE_NAME, start_stack
+from tests.e2e.stack import NODE_NAME, cmdline, start_stack
 
 pytestmark = pytest.mark.stack
 
@@ -53,7 +53,7 @@ def test_a_token_from_the_cli_drives_a_benchmark_through_the_api(stack):
 
 
 def _children_named(stack, fragment: str) -> list[psutil.Process]:
-    return [p for p in stack.descendants() if fragment in " ".join(p.cmdline())]
+    return [p for p in stack.descendants() if fragment in cmdline(p)]
 
 
 def test_a_dying_child_is_restarted_and_the_stack_recovers(stack):
@@ -96,7 +96,7 @@ def test_a_crash_looping_child_is_named_and_takes_the_stack_down(tmp_path):
 def test_ctrl_c_stops_every_child_and_the_private_redis(tmp_path):
     own = start_stack(tmp_path)
     children = own.descendants()
-    names = {" ".join(p.cmdline()) for p in children}
+    names = {cmdline(p) for p in children}
     for part in ["uvicorn", "perfmon.cli sampler", "-n cpu@", "-n maintenance@", "beat"]:
         assert any(part in name for name in names), f"{part} is not running: {names}"
     redis = [
