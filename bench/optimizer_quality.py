@@ -43,6 +43,7 @@ from workers.passes.search import (  # noqa: E402
     default_recipes,
     harness_measure,
     label_of,
+    not_applicable,
     remeasure,
 )
 
@@ -121,6 +122,15 @@ def bench_model(name: str, batch_sizes, budget_s: float, rounds: int, weights_di
     extras = [
         r for r in SINGLES if label_of(r) not in labels and (data is not None or r[0]["name"] != "distill")
     ]
+    # 16-bit floats without native support are emulated: 10 to 40x slower on the MLPs here, and a
+    # single batch-32 TinyTransformer call would take minutes, so only the small models measure it.
+    refused = []
+    if entry.dataset is None:
+        for recipe in [r for r in extras if r[0]["name"] == "half_precision"]:
+            reason = not_applicable(model, ctx, "half_precision")
+            if reason:
+                extras.remove(recipe)
+                refused.append(f"{label_of(recipe)}: not measured: {reason}")
     search_batch = max(batch_sizes)
     started = time.monotonic()
     measure = harness_measure(entry.input_spec, search_batch, "cpu", THREADS, budget_s)
@@ -132,6 +142,8 @@ def bench_model(name: str, batch_sizes, budget_s: float, rounds: int, weights_di
     )
     for line in result.skipped:
         print(f"  auto skipped: {line}")
+    for line in refused:
+        print(f"  bench skipped: {line}")
     summary = []
     for batch in sorted(batch_sizes):
         if batch == search_batch:
@@ -159,6 +171,12 @@ def bench_model(name: str, batch_sizes, budget_s: float, rounds: int, weights_di
             )
             drop = relative_drop(at.baseline.score(), chosen.score()) if at.baseline.score() else 0.0
             line += f"; drop {drop:+.1%}"
+        if chosen:
+            ratio = alternate(at.baseline.module, chosen.module, at_measure, rounds)
+            line += f"; eager / auto alternated {ratio:.2f}"
+        if chosen and best_single and best_single is not chosen:
+            ratio = alternate(best_single.module, chosen.module, at_measure, rounds)
+            line += f"; best single / auto alternated {ratio:.2f}"
         int8 = next((c for c in at.candidates if c.passes == ORT_INT8 and c.p50_ms), None)
         if chosen and int8 and int8 is not chosen:
             ratio = alternate(int8.module, chosen.module, at_measure, rounds)
