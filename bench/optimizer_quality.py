@@ -118,9 +118,12 @@ def bench_model(name: str, batch_sizes, budget_s: float, rounds: int, weights_di
     ctx = PassContext(input_spec=entry.input_spec, data=data)
     constraints = Constraints()
     recipes, _ = default_recipes(model, ctx)
-    labels = {label_of(r) for r in recipes}
+    # A technique auto already tries (with its own parameters) is not measured twice.
+    tried = {tuple(item["name"] for item in r) for r in recipes}
     extras = [
-        r for r in SINGLES if label_of(r) not in labels and (data is not None or r[0]["name"] != "distill")
+        r
+        for r in SINGLES
+        if tuple(item["name"] for item in r) not in tried and (data is not None or r[0]["name"] != "distill")
     ]
     # 16-bit floats without native support are emulated: 10 to 40x slower on the MLPs here, and a
     # single batch-32 TinyTransformer call would take minutes, so only the small models measure it.
