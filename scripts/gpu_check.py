@@ -301,7 +301,7 @@ def gpu_passes(budget_s: float) -> Check:
     from workers.passes.data import digits_for_model
     from workers.passes.fidelity import measure_fidelity
     from workers.passes.pipeline import run_pipeline
-    from workers.passes.search import Constraints, auto_optimize, gpu_recipes, harness_measure
+    from workers.passes.search import Constraints, auto_optimize, default_recipes, harness_measure
 
     entry = zoo.get("TeacherModel")
     model = entry.build(Path("/tmp/perfmon-gpu-check-zoo")).to("cuda:0").eval()
@@ -309,7 +309,8 @@ def gpu_passes(budget_s: float) -> Check:
     measure = harness_measure(entry.input_spec, 256, "cuda:0", 1, budget_s)
     base = measure(model)
     rows, problems = [], []
-    for recipe in gpu_recipes(True):
+    recipes, _left_out = default_recipes(model, ctx)
+    for recipe in recipes:
         label = " -> ".join(item["name"] + str(item.get("params", "")) for item in recipe)
         candidate, reports = run_pipeline(
             Candidate(model), plan(PASSES, recipe, device="cuda:0", has_labeled_data=True), ctx

@@ -104,9 +104,10 @@ def _context(ctx: JobContext, input_spec, device: str, threads: int, total_steps
 
     def on_step(text: str) -> None:
         done["steps"] += 1
-        ctx.progress(min(0.99, done["steps"] / max(1, total_steps)), text)
+        total = context.extra.get("total_steps") or total_steps
+        ctx.progress(min(0.99, done["steps"] / max(1, total)), text)
 
-    return PassContext(
+    context = PassContext(
         input_spec=input_spec,
         device=device,
         threads=threads,
@@ -115,6 +116,7 @@ def _context(ctx: JobContext, input_spec, device: str, threads: int, total_steps
         should_stop=ctx.should_stop,
         extra={"first_batch_size": 1},
     )
+    return context
 
 
 def _row(
@@ -255,14 +257,15 @@ def run_auto(ctx: JobContext) -> RunOutcome:
     from dashboard.models import JobStatus
     from workers.bench.progress import Cancelled
     from workers.passes import PASSES
-    from workers.passes.search import Constraints, auto_optimize, cpu_recipes, gpu_recipes, harness_measure
+    from workers.passes.search import Constraints, auto_optimize, default_recipes, harness_measure
 
     params = ctx.job.params
     device, threads = params["device"], params["threads"]
     model, input_spec = ctx.load_model(ctx.job.model_name)
-    has_data = labeled_data_name(ctx.job.model_name) is not None
-    recipes = gpu_recipes(has_data) if device.startswith("cuda") else cpu_recipes(has_data)
-    pctx = _context(ctx, input_spec, device, threads, total_steps=4 + 5 * len(recipes))
+    pctx = _context(ctx, input_spec, device, threads, total_steps=0)
+    # The passes known not to pay off for this model are left out, each with its reason in "skipped".
+    recipes, left_out = default_recipes(model, pctx)
+    pctx.extra["total_steps"] = 4 + 5 * len(recipes)
     measure = harness_measure(input_spec, params["batch_size"], device, threads, params["measure_budget_s"])
     constraints = Constraints(
         max_accuracy_drop=params["max_accuracy_drop"],
@@ -271,6 +274,7 @@ def run_auto(ctx: JobContext) -> RunOutcome:
     )
     try:
         search = auto_optimize(model.to(device).eval(), pctx, PASSES, measure, constraints, recipes=recipes)
+        search.skipped[:0] = left_out
     except Cancelled:
         return RunOutcome(JobStatus.CANCELLED, None, "cancelled")
     result = {"schema": RESULT_SCHEMA_VERSION, "kind": "auto_optimize", **search.to_json()}

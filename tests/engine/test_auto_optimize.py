@@ -147,3 +147,41 @@ def test_the_real_cpu_recipes_run_and_measure_with_the_harness(setup) -> None:
         "latency_target_ms": None,
         "time_budget_s": 600.0,
     }
+
+
+def test_passes_known_not_to_pay_off_are_left_out_with_a_reason() -> None:
+    from workers.passes.search import default_recipes
+
+    resnet = zoo.get("SmallResNet")
+    recipes, skipped = default_recipes(resnet.build(), PassContext(input_spec=resnet.input_spec))
+    names = {item["name"] for recipe in recipes for item in recipe}
+    assert "quantize_dynamic" not in names and {"onnxruntime", "prune_structured"} <= names
+    assert any(
+        line.startswith("quantize_dynamic: Linear/LSTM layers hold 0% of the parameters") for line in skipped
+    )
+    assert not any(item["name"] == "distill" for recipe in recipes for item in recipe)  # no data set
+
+    transformer = zoo.get("TinyTransformer")
+    recipes, skipped = default_recipes(transformer.build(), PassContext(input_spec=transformer.input_spec))
+    assert not any(item["name"] == "prune_structured" for recipe in recipes for item in recipe)
+    assert any("attention model without a data set" in line for line in skipped)
+    assert [{"name": "onnxruntime"}, {"name": "ort_quantize_dynamic"}] in recipes
+
+
+def test_the_same_candidates_timed_at_another_batch_size_are_chosen_by_the_same_rule(setup) -> None:
+    from workers.passes.search import remeasure
+
+    model, ctx = setup
+    variants = [_variant("wins_at_32"), _variant("wins_at_1"), _variant("fast_but_wrong", noise=20.0)]
+    at_32 = {"original": 1.0, "wins_at_32": 0.3, "wins_at_1": 0.6, "fast_but_wrong": 0.1}
+    result = _search(model, ctx, variants, at_32)
+    assert result.chosen.label == "wins_at_32"
+    at_1 = {"original": 1.0, "wins_at_32": 1.2, "wins_at_1": 0.9, "fast_but_wrong": 0.1}
+    again = remeasure(
+        result, lambda module: {"p50_ms": at_1[getattr(module, "tag", "original")]}, Constraints()
+    )
+    assert again.chosen.label == "wins_at_1"
+    slower = next(c for c in again.candidates if c.label == "wins_at_32")
+    assert "not faster than the original (1.20x its p50)" in slower.reasons
+    assert not next(c for c in again.candidates if c.label == "fast_but_wrong").qualifies
+    assert result.chosen.label == "wins_at_32"  # the first result is left as it was

@@ -208,3 +208,64 @@ def test_listing_and_checking_passes_does_not_import_torch() -> None:
     subprocess.run(
         [sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[2])
     )
+
+
+def test_structured_pruning_on_a_resnet_removes_channels_and_keeps_the_output() -> None:
+    entry = zoo.get("SmallResNet")
+    model = entry.build()
+    ctx = PassContext(input_spec=entry.input_spec)
+    candidate, (report,) = _run(
+        model, ["prune_structured"], ctx, {"prune_structured": {"amount": 0.5, "finetune_epochs": 0}}, False
+    )
+    assert report.ok, report.error
+    pruned = candidate.module
+    assert report.details["params_after"] < 0.5 * report.details["params_before"]
+    assert pruned.stem[0].out_channels == 8 and pruned.stem[1].num_features == 8  # BatchNorm follows
+    assert pruned.fc.out_features == 10
+    x = entry.input_spec.make(3)
+    assert pruned(x).shape == (3, 10)
+
+
+def test_structured_pruning_on_a_transformer_prunes_only_the_feed_forward_width() -> None:
+    entry = zoo.get("TinyTransformer")
+    model = entry.build()
+    ctx = PassContext(input_spec=entry.input_spec)
+    candidate, (report,) = _run(
+        model, ["prune_structured"], ctx, {"prune_structured": {"amount": 0.5, "finetune_epochs": 0}}, False
+    )
+    assert report.ok, report.error
+    layer = candidate.module.encoder.layers[0]
+    assert (layer.linear1.out_features, layer.linear2.in_features) == (512, 512)
+    assert layer.self_attn.in_proj_weight.shape == (768, 256)  # heads and residual width untouched
+    assert any("only the feed-forward" in note for note in report.notes)
+    tokens = entry.input_spec.make(2)
+    with torch.inference_mode():
+        assert candidate.module(tokens).shape == (2, 10)
+
+
+class _TokenClassifier(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = torch.nn.Embedding(50, 16)
+        self.head = torch.nn.Linear(16, 4)
+
+    def forward(self, tokens):
+        return self.head(self.embedding(tokens).mean(dim=1))
+
+
+def test_static_int8_calibrates_a_model_that_takes_int64_tokens() -> None:
+    """Calibration batches were cast to float32, which ORT refused for TinyTransformer's token ids."""
+    spec = zoo.InputSpec(shape=(None, 12), dtype="int64", low=0, high=50)
+    ctx = PassContext(input_spec=spec)
+    torch.manual_seed(0)
+    model = _TokenClassifier().eval()
+    candidate, reports = _run(
+        model,
+        ["onnxruntime", "ort_quantize_static"],
+        ctx,
+        {"ort_quantize_static": {"calibration_batches": 2}},
+        False,
+    )
+    assert [r.ok for r in reports] == [True, True], [r.error for r in reports]
+    assert reports[1].details["calibration_source"] == "generated"
+    assert candidate.module(spec.make(3)).shape == (3, 4)

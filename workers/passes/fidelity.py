@@ -33,10 +33,17 @@ def measure_fidelity(original: nn.Module, candidate: nn.Module, ctx: PassContext
         xs = [
             ctx.input_spec.make(AGREEMENT_BATCH_SIZE, generator=generator) for _ in range(AGREEMENT_BATCHES)
         ]
+    # The original's outputs are the same for every candidate of a search: computed once per context
+    # (the model is kept with them, so its id cannot be reused by another while they are held).
+    held = ctx.extra.setdefault("_fidelity_reference", {})
+    if id(original) not in held:
+        held.clear()
+        held[id(original)] = (original, [_on(original, x, ctx.device) for x in xs])
+    references = held[id(original)][1]
     agree = total = 0
     max_error, error_sum, elements = 0.0, 0.0, 0
-    for x in xs:
-        expected, got = _on(original, x, ctx.device), _on(candidate, x, ctx.device)
+    for x, expected in zip(xs, references, strict=True):
+        got = _on(candidate, x, ctx.device)
         difference = (got - expected).abs()
         max_error = max(max_error, float(difference.max()))
         error_sum += float(difference.sum())

@@ -169,11 +169,17 @@ def ort_quantize_dynamic(candidate: Candidate, params: Mapping[str, Any], ctx: P
     )
 
 
+def _as_numpy(batch: torch.Tensor) -> np.ndarray:
+    array = batch.detach().cpu().numpy()
+    return array if not np.issubdtype(array.dtype, np.floating) else array.astype(np.float32)
+
+
 class _Reader:
     """ONNX Runtime's CalibrationDataReader protocol over a list of input batches."""
 
     def __init__(self, name: str, batches: list[torch.Tensor]) -> None:
-        self._items = iter([{name: b.detach().cpu().numpy().astype(np.float32)} for b in batches])
+        # Token ids stay int64: casting every input to float32 made ORT refuse a TinyTransformer graph.
+        self._items = iter([{name: _as_numpy(b)} for b in batches])
 
     def get_next(self):
         return next(self._items, None)
