@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 
 from asgiref.sync import sync_to_async
@@ -43,8 +44,13 @@ def benchmark(request: HttpRequest) -> HttpResponse:
             return redirect("dashboard:job", job_id=job.pk)
         return render(request, "dashboard/benchmark.html", {"form": form}, status=400)
     source = request.GET.get("from", "")
-    again = Job.objects.filter(pk=int(source)).first() if source.isdigit() else None
-    form = BenchmarkForm(initial=BenchmarkForm.initial_from_job(again) if again else None)
+    # ASCII digits of a database-sized id only: "²".isdigit() is true and int() refuses it.
+    again = Job.objects.filter(pk=int(source)).first() if re.fullmatch(r"[0-9]{1,18}", source) else None
+    if again is not None:
+        initial = BenchmarkForm.initial_from_job(again)
+    else:  # "Benchmark this" on a model page: ?model=name@version
+        initial = {"model": request.GET["model"]} if request.GET.get("model") else None
+    form = BenchmarkForm(initial=initial)
     return render(request, "dashboard/benchmark.html", {"form": form, "again": again})
 
 

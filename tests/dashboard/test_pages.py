@@ -104,3 +104,16 @@ def field_error(response, field: str) -> str:
 
     found = re.search(rf'data-field="{field}"[^>]*>(.*?)</div>', response.content.decode(), re.S)
     return re.sub(r"<[^>]+>", "", found.group(1)) if found else ""
+
+
+class BenchmarkPrefillTestCase(BaseTestCase):
+    def setUp(self):
+        self.client.force_login(self.alice)
+
+    def test_benchmark_this_preselects_the_model(self):
+        page = self.client.get("/benchmark/?model=TeacherModel").content.decode()
+        self.assertRegex(page, r'<option value="TeacherModel"[^>]*selected')
+
+    def test_a_run_again_id_that_is_not_ascii_digits_opens_an_empty_form(self):
+        for source in ["²", "9" * 40, "-1", "x"]:
+            self.assertEqual(self.client.get("/benchmark/", {"from": source}).status_code, 200, source)
