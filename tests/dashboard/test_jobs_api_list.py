@@ -94,7 +94,9 @@ class ListSummaryTestCase(BaseTestCase):
         self.assertNotIn(b"times_ms", lean.content)
         self.assertEqual(lean.json()["result"]["runs"][0]["latency_ms"]["p50"], 0.5)
         bad = self.client.get(f"/api/jobs/{job.pk}?raw=yes", **self.bearer())
-        self.assertEqual((bad.status_code, bad.json()), (400, {"error": "raw must be 0 or 1, not 'yes'"}))
+        # Documented as the enum "0" | "1" (schemathesis sent "0/0" when it was a free string).
+        self.assertEqual(bad.status_code, 400)
+        self.assertIn("raw", bad.json()["error"])
 
     def test_a_partial_result_is_marked_in_the_list(self):
         make_job(result=bench_result(failed=(8,)))

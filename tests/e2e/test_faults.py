@@ -243,7 +243,13 @@ def redis_fault(stack: Stack, live: LiveClient, name: str, fault) -> dict:
     assert not lost, [(job["id"], job["status"], job["error"]) for job in lost]
     assert figures["submissions_refused"] == 0, load.submitted
     assert running["status"] == "succeeded", running
-    assert during and all(status == 503 for status, _ in during if status), "health answers 503 meanwhile"
+    # 503 while Redis is away; a killed Redis is restarted by the supervisor a moment before this
+    # test sees it back, so 200s may close the window, but never a 200 followed by another 503.
+    statuses = [status for status, _ in during if status]
+    assert 503 in statuses, f"health answers 503 meanwhile: {during}"
+    assert 503 not in statuses[statuses.index(200) :] if 200 in statuses else True, (
+        f"health flapped: {during}"
+    )
     assert longest_gap_s < 5 * INTERVAL_S + 3, figures  # before: a hole as long as the outage
     return figures
 
