@@ -44,7 +44,10 @@ def benchmark(request: HttpRequest) -> HttpResponse:
         return render(request, "dashboard/benchmark.html", {"form": form}, status=400)
     source = request.GET.get("from", "")
     again = Job.objects.filter(pk=int(source)).first() if source.isdigit() else None
-    form = BenchmarkForm(initial=BenchmarkForm.initial_from_job(again) if again else None)
+    initial = BenchmarkForm.initial_from_job(again) if again else {}
+    if not again and request.GET.get("model"):  # "benchmark it" from an optimization's new version
+        initial["model"] = request.GET["model"]
+    form = BenchmarkForm(initial=initial or None)
     return render(request, "dashboard/benchmark.html", {"form": form, "again": again})
 
 
@@ -65,7 +68,8 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _job_or_404_page(request, job_id)
     if isinstance(job, HttpResponse):
         return job
-    return render(request, "dashboard/job.html", {"job": job, **job_header(job)})
+    context = {"job": job, "result_template": _result_template(job), **job_header(job)}
+    return render(request, "dashboard/job.html", context)
 
 
 @login_required
@@ -83,7 +87,15 @@ def cancel_job(request: HttpRequest, job_id: int) -> HttpResponse:
 def job_result_fragment(request: HttpRequest, job_id: int) -> HttpResponse:
     """The result part of the job page, fetched when the WebSocket says the job ended."""
     job = get_object_or_404(Job, pk=job_id)
-    return render(request, "dashboard/_job_result.html", {"job": job, **job_header(job)})
+    return render(request, _result_template(job), {"job": job, **job_header(job)})
+
+
+def _result_template(job: Job) -> str:
+    """The kind's own result partial; a kind this version no longer knows shows as a benchmark."""
+    from dashboard import kinds
+
+    spec = kinds.KINDS.get(job.kind)
+    return spec.result_template if spec is not None else "dashboard/_job_result.html"
 
 
 @never_cache
