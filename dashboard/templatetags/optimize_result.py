@@ -17,6 +17,8 @@ def percent_drop(value: object) -> str:
     """0.012 -> "-1.2%" (a drop), -0.003 -> "+0.3%" (better); None -> "–"."""
     if not isinstance(value, int | float):
         return "–"
+    if abs(value) < 0.0005:  # under 0.05%: "-0.0%" would read as a loss
+        return "0.0%"
     return f"{-value * 100:+.1f}%"
 
 

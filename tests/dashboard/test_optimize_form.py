@@ -272,3 +272,18 @@ class OptimizeResultPageTests(BaseTestCase):
         response = self.client.get("/jobs/")
         self.assertEqual(response.status_code, 200)
         self.assertContains(response, 'data-role="p50">–</td>')
+
+    def test_comparing_an_optimization_is_refused_in_words_not_an_error_page(self):
+        job, other = self.job(), self.job()
+        response = self.client.get(f"/jobs/compare/?ids={job.pk},{other.pk}")
+        self.assertEqual(response.status_code, 400)
+        self.assertContains(response, "only benchmarks can be compared", status_code=400)
+
+    def test_benchmark_it_and_optimize_again_pick_the_new_version(self):
+        for url in ("/benchmark/?model=SimpleModel@2", "/optimize/?model=SimpleModel@2"):
+            response = self.client.get(url)
+            self.assertEqual(response.context["form"].initial["model"], "SimpleModel@2")
+        # The optimization form offers that exact version even before it is the newest ready one.
+        self.assertContains(
+            self.client.get("/optimize/?model=SimpleModel@2"), 'value="SimpleModel@2" selected'
+        )
