@@ -115,6 +115,12 @@ class OptimizeFormTests(BaseTestCase):
         self.assertContains(response, 'id="id_batch_sizes-error"', status_code=400)
         self.assertContains(response, "Batch size 99999 is out of range", status_code=400)
 
+    def test_auto_does_not_need_the_hidden_batch_sizes_but_passes_do(self):
+        auto = {"model": "SimpleModel", "target": "|cpu", "mode": "auto", "batch_sizes": "", "threads": "1"}
+        self.assertEqual(self.client.post("/optimize/", auto).status_code, 302)
+        response = self.client.post("/optimize/", form_data([{"name": "onnxruntime"}], batch_sizes=""))
+        self.assertContains(response, "Batch sizes: give at least 1 value", status_code=400)
+
     def test_run_again_fills_the_form_in_from_the_job(self):
         job = Job.objects.create(
             kind="optimize",
