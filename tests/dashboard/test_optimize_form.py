@@ -121,6 +121,25 @@ class OptimizeFormTests(BaseTestCase):
         response = self.client.post("/optimize/", form_data([{"name": "onnxruntime"}], batch_sizes=""))
         self.assertContains(response, "Batch sizes: give at least 1 value", status_code=400)
 
+    def test_run_again_of_an_auto_job_opens_auto_with_its_constraints(self):
+        job = Job.objects.create(
+            kind="auto_optimize",
+            model_name="SimpleModel",
+            owner=self.alice,
+            params={
+                "max_accuracy_drop": 0.015,
+                "batch_size": 8,
+                "device": "cpu",
+                "threads": 1,
+                "time_budget_s": 60.0,
+            },
+        )
+        form = self.client.get(f"/optimize/?from={job.pk}").context["form"]
+        self.assertEqual(form.initial["mode"], "auto")
+        self.assertEqual(form.initial["max_accuracy_drop_pct"], 1.5)
+        self.assertEqual(form.initial["batch_size"], 8)
+        self.assertEqual(form.initial["time_budget_s"], 60.0)
+
     def test_run_again_fills_the_form_in_from_the_job(self):
         job = Job.objects.create(
             kind="optimize",
