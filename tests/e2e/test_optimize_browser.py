@@ -14,12 +14,23 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # Optimization runs train, export and measure: minutes on a busy two-core machine.
 JOB_TIMEOUT_MS = 480_000
 
-pytestmark = [pytest.mark.browser, pytest.mark.stack]
+# Each job trains, exports and measures; on a busy 2-core machine that outlasts the 300 s default.
+pytestmark = [pytest.mark.browser, pytest.mark.stack, pytest.mark.timeout(900)]
 
 
 def logged_in(stack, browser):
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    # Under the Content-Security-Policy the server sends (script-src 'self'): the form and the
+    # charts must work without inline scripts. Hence selectors, not wait_for_function (an eval).
+    page = browser.new_page(viewport={"width": 1280, "height": 1000}, bypass_csp=False)
     page.set_default_timeout(30_000)
+    page.violations = []
+    page.on(
+        "console",
+        lambda message: (
+            page.violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    page.on("pageerror", lambda error: page.violations.append(f"script error: {error}"))
     page.goto(stack.url + "/login/")
     page.fill("#id_username", ADMIN_USER)
     page.fill("#id_password", ADMIN_PASSWORD)
@@ -85,7 +96,7 @@ def test_optimize_a_model_through_the_form_and_see_before_and_after(stack, brows
         "#before-after-table tbody tr", "rows => rows.map((r) => r.dataset.label)"
     )
     assert labels == ["original", "prune_structured", "onnxruntime", "ort_quantize_dynamic"], labels
-    page.wait_for_function("() => document.getElementById('pass-latency-chart').dataset.drawn === 'true'")
+    page.wait_for_selector("#pass-latency-chart[data-drawn=true]")
     assert chart_drawn(page, "pass-latency-chart")
     link = page.wait_for_selector("#registered-link")
     assert link.text_content().startswith("SimpleModel@")
@@ -108,6 +119,7 @@ def test_optimize_a_model_through_the_form_and_see_before_and_after(stack, brows
     ]
     assert page.input_value(f"{pruning} [data-param=finetune_epochs]") == "1"
     assert page.input_value("#id_measure_budget_s") == "0.5"
+    assert page.violations == []
     page.close()
 
 
@@ -132,7 +144,7 @@ def test_auto_optimize_ends_with_a_verdict_and_a_pareto_chart(stack, browser):
     assert verdict.strip(), "the verdict says what was chosen or why nothing was"
     rows = page.locator("#candidates-table tbody tr")
     assert rows.count() >= 2  # the original and at least one candidate
-    page.wait_for_function("() => document.getElementById('pareto-chart').dataset.drawn === 'true'")
+    page.wait_for_selector("#pareto-chart[data-drawn=true]")
     assert chart_drawn(page, "pareto-chart")
     names = page.evaluate(
         "() => window.Chart.getChart(document.getElementById('pareto-chart')).data.datasets.map((d) => d.label)"
@@ -142,6 +154,7 @@ def test_auto_optimize_ends_with_a_verdict_and_a_pareto_chart(stack, browser):
         assert "chosen" in names
         assert page.query_selector("#registered-link") is not None
     page.screenshot(path=str(ARTIFACTS / "optimize-auto-job.png"), full_page=True)
+    assert page.violations == []
     page.close()
 
 
@@ -169,6 +182,7 @@ def test_a_pass_that_fails_is_shown_with_its_error_and_the_job_keeps_the_others(
     assert page.locator('#before-after-table tr[data-label="quantize_dynamic"]').count() == 1
     assert page.text_content("#job-status") == "succeeded"
     page.wait_for_selector("#registered-link")
-    page.wait_for_function("() => document.getElementById('pass-latency-chart').dataset.drawn === 'true'")
+    page.wait_for_selector("#pass-latency-chart[data-drawn=true]")
     page.screenshot(path=str(ARTIFACTS / "optimize-failed-pass.png"), full_page=True)
+    assert page.violations == []
     page.close()
