@@ -1,12 +1,13 @@
 from django.urls import include, path
 
-from dashboard import views
+from dashboard import views, views_optimize
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("benchmark/", views.benchmark, name="benchmark"),
+    path("optimize/", views_optimize.optimize, name="optimize"),
     path("jobs/", views.jobs, name="jobs"),
     path("jobs/<int:job_id>/", views.job_detail, name="job"),
     path("jobs/<int:job_id>/result/", views.job_result_fragment, name="job-result"),

@@ -71,7 +71,8 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _job_or_404_page(request, job_id)
     if isinstance(job, HttpResponse):
         return job
-    return render(request, "dashboard/job.html", {"job": job, **job_header(job)})
+    context = {"job": job, "result_template": _result_template(job), **job_header(job)}
+    return render(request, "dashboard/job.html", context)
 
 
 @login_required
@@ -89,7 +90,15 @@ def cancel_job(request: HttpRequest, job_id: int) -> HttpResponse:
 def job_result_fragment(request: HttpRequest, job_id: int) -> HttpResponse:
     """The result part of the job page, fetched when the WebSocket says the job ended."""
     job = get_object_or_404(Job, pk=job_id)
-    return render(request, "dashboard/_job_result.html", {"job": job, **job_header(job)})
+    return render(request, _result_template(job), {"job": job, **job_header(job)})
+
+
+def _result_template(job: Job) -> str:
+    """The kind's own result partial; a kind this version no longer knows shows as a benchmark."""
+    from dashboard import kinds
+
+    spec = kinds.KINDS.get(job.kind)
+    return spec.result_template if spec is not None else "dashboard/_job_result.html"
 
 
 @never_cache

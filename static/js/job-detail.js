@@ -50,6 +50,7 @@
     container.innerHTML = await response.text();
     // Scripts inside innerHTML do not run: the charts are drawn by job-charts.js, loaded with the page.
     if (window.perfmonJobCharts) window.perfmonJobCharts.render(container);
+    if (window.perfmonOptimizeCharts) window.perfmonOptimizeCharts.render(container);
   }
 
   window.perfmonLive.subscribe("job:" + section.dataset.jobId, (message) => {
@@ -64,7 +65,7 @@
     setProgress(job.progress, job.step);
     setTimes(job);
     if (!TERMINAL.includes(job.status)) return;
-    const points = job.result ? job.result.runs.length : 0;
+    const points = job.result && job.result.runs ? job.result.runs.length : 0;
     if (!finished || points !== shownPoints) {
       finished = true;
       shownPoints = points;

@@ -23,6 +23,7 @@ PAGES = [
     f"/nodes/{NODE_NAME}/",
     "/models/",
     "/benchmark/",
+    "/optimize/",
     "/jobs/",
     "/jobs/compare/",
     "/tokens/",
