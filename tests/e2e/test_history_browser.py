@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.e2e.stack import ADMIN_PASSWORD, ADMIN_USER, NODE_NAME
+from tests.e2e.stack import NODE_NAME, logged_in_page
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -27,19 +27,8 @@ DRAWN = """(canvas) => {
 
 @pytest.fixture
 def page(stack, browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(stack.url + "/login/")
-    page.fill("#id_username", ADMIN_USER)
-    page.fill("#id_password", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(stack.url + "/")
-    page.script_errors = errors
-    yield page
-    context.close()
+    with logged_in_page(stack, browser) as page:
+        yield page
 
 
 def _span_s(url: str) -> float:

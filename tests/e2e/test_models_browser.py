@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import ADMIN_PASSWORD, ADMIN_USER
+from tests.e2e.stack import logged_in_page
 from tests.engine import test_registry_samples as samples
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -18,19 +18,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.stack]
 
 @pytest.fixture
 def page(stack, browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(stack.url + "/login/")
-    page.fill("#id_username", ADMIN_USER)
-    page.fill("#id_password", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(stack.url + "/")
-    page.script_errors = errors
-    yield page
-    context.close()
+    with logged_in_page(stack, browser, accept_downloads=True) as page:
+        yield page
 
 
 def test_a_model_validates_live_then_downloads_and_deletes(stack, page, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import ADMIN_PASSWORD, ADMIN_USER, NODE_NAME
+from tests.e2e.stack import NODE_NAME, logged_in_page
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -24,19 +24,8 @@ THIS_NODE_ROW = f"#node-list tbody tr[data-node='{NODE_NAME}']"
 
 @pytest.fixture
 def page(stack, browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(stack.url + "/login/")
-    page.fill("#id_username", ADMIN_USER)
-    page.fill("#id_password", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(stack.url + "/")
-    page.script_errors = errors
-    yield page
-    context.close()
+    with logged_in_page(stack, browser) as page:
+        yield page
 
 
 def points(page, chart_id: str) -> int:
