@@ -51,6 +51,12 @@ class JobContext:
     data_dir: Path
 
 
+def _device_queue(params: dict[str, Any], node: str) -> str:
+    from dashboard.queues import queue_for
+
+    return queue_for(node, params.get("device", "cpu"))
+
+
 @dataclass(frozen=True)
 class JobKindSpec:
     name: str
@@ -59,9 +65,9 @@ class JobKindSpec:
     # (params as validated, node, model) -> params made canonical; raises InvalidJob for what
     # cannot run there (a pass that does not apply, a GPU the node lacks).
     prepare: Callable[[dict[str, Any], str, str], dict[str, Any]]
-    # (params, node) -> the Celery queue the job is sent to.
-    queue_rule: Callable[[dict[str, Any], str], str]
     run: Callable[[JobContext], RunOutcome]
+    # (params, node) -> the Celery queue the job is sent to: by default its node's queue for the device.
+    queue_rule: Callable[[dict[str, Any], str], str] = lambda params, node: _device_queue(params, node)
     on_success: Callable[[Job], None] = lambda job: None
     result_template: str = "dashboard/_job_result.html"
     # params -> the device the job needs on its node ("cpu", "cuda:N"): target checks read it.

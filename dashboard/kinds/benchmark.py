@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dashboard.kinds.base import RESULT_SCHEMA_VERSION, InvalidJob, JobContext, JobKindSpec, RunOutcome
-from dashboard.queues import queue_for
 from workers.bench.spec import (
     MAX_BATCH_SIZE,
     MAX_CONCURRENCY,
@@ -96,10 +95,6 @@ def _runtime_of_model(params: dict[str, Any], model: str) -> None:
     params["runtime"] = "onnxruntime"
 
 
-def queue_rule(params: dict[str, Any], node: str) -> str:
-    return queue_for(node, params.get("device", "cpu"))
-
-
 def outcome_of(result) -> tuple[str, str]:
     """(status, error) of a finished run: succeeded (perhaps partial) when any point measured,
     failed only when none did; the failed job keeps its result so each point's error shows."""
@@ -149,7 +144,6 @@ KIND = JobKindSpec(
     params_model=BenchmarkParams,
     device_of=device_of,
     prepare=prepare,
-    queue_rule=queue_rule,
     run=run,
     on_success=on_success,
 )

@@ -11,7 +11,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from dashboard.kinds.base import RESULT_SCHEMA_VERSION, InvalidJob, JobContext, JobKindSpec, RunOutcome
-from dashboard.queues import queue_for
 from workers import zoo
 from workers.bench.spec import MAX_BATCH_SIZE, MAX_THREADS
 
@@ -82,10 +81,6 @@ def prepare_optimize(params: dict[str, Any], node: str, model: str) -> dict[str,
 
 def prepare_auto(params: dict[str, Any], node: str, model: str) -> dict[str, Any]:
     return params
-
-
-def queue_rule(params: dict[str, Any], node: str) -> str:
-    return queue_for(node, params.get("device", "cpu"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -305,7 +300,6 @@ OPTIMIZE = JobKindSpec(
     title="Optimize",
     params_model=OptimizeParams,
     prepare=prepare_optimize,
-    queue_rule=queue_rule,
     run=run_optimize,
     on_success=register_artifact,
     result_template="dashboard/_optimize_result.html",
@@ -316,7 +310,6 @@ AUTO_OPTIMIZE = JobKindSpec(
     title="Auto-optimize",
     params_model=AutoOptimizeParams,
     prepare=prepare_auto,
-    queue_rule=queue_rule,
     run=run_auto,
     on_success=register_artifact,
     result_template="dashboard/_optimize_result.html",
