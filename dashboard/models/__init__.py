@@ -1,5 +1,26 @@
 """perfmon's models, one module per kind; import them from here."""
 
+from dashboard.models.alerting import (
+    OPEN_STATES,
+    Alert,
+    AlertEvent,
+    AlertState,
+    Channel,
+    ChannelKind,
+    Comparator,
+    Delivery,
+    DeliveryStatus,
+    NoDataPolicy,
+    Rule,
+    Severity,
+    Silence,
+)
+from dashboard.models.deployments import (
+    Deployment,
+    DeploymentChange,
+    DeploymentChangeKind,
+    VerificationVerdict,
+)
 from dashboard.models.history import MetricSeries, RawBlock, RollupBlock
 from dashboard.models.jobs import TERMINAL_STATUSES, Job, JobKind, JobStatus
 from dashboard.models.nodes import Node
@@ -9,6 +30,23 @@ from dashboard.models.roles import ROLE_RANK, Role, UserRole
 from dashboard.models.tokens import TOKEN_PREFIX, ApiToken, TokenRefused, hash_token
 
 __all__ = [
+    "OPEN_STATES",
+    "Alert",
+    "AlertEvent",
+    "AlertState",
+    "Channel",
+    "ChannelKind",
+    "Comparator",
+    "Delivery",
+    "DeliveryStatus",
+    "Deployment",
+    "DeploymentChange",
+    "DeploymentChangeKind",
+    "NoDataPolicy",
+    "Rule",
+    "Severity",
+    "Silence",
+    "VerificationVerdict",
     "ROLE_RANK",
     "Role",
     "TokenRefused",

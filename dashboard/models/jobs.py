@@ -52,6 +52,13 @@ class Job(models.Model):
     worker_pid = models.IntegerField(null=True, blank=True, help_text="host PID of the process running it")
     worker_hostname = models.CharField(max_length=255, default="", blank=True, help_text="Celery worker")
     celery_task_id = models.CharField(max_length=64, default="", blank=True)
+    # Set when an alert rule's action started the job (the alert links back through .jobs).
+    alert = models.ForeignKey(
+        "dashboard.Alert", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    deployment = models.ForeignKey(
+        "dashboard.Deployment", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
