@@ -95,3 +95,5 @@ class PerfmonUserAdmin(UserAdmin):
 
 admin.site.unregister(get_user_model())
 admin.site.register(get_user_model(), PerfmonUserAdmin)
+
+from dashboard import admin_channels  # noqa: E402,F401  (registers Channel and Delivery)

@@ -80,7 +80,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         group = self._group(topic)
         if group is None:
             shown = repr(topic) if len(repr(topic)) <= 80 else repr(topic)[:77] + "..."
-            await self._error(f"unknown topic {shown}: use node:<name>, job:<id>, model:<id>, jobs or nodes")
+            await self._error(
+                f"unknown topic {shown}: use node:<name>, job:<id>, model:<id>, jobs, nodes or alerts"
+            )
             return
         if group not in self.groups_joined and len(self.groups_joined) >= MAX_SUBSCRIPTIONS:
             await self._error(f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection")

@@ -6,6 +6,7 @@ Topics a browser can subscribe to over /ws/live:
   "jobs"         every job's state changes (the jobs list)
   "nodes"        a small heartbeat of every node each tick (the node list, however many nodes)
   "model:<id>"   a registered model's versions changing (validation verdicts, deletions)
+  "alerts"       alert toasts (browser channels) and the firing-alert count; every page subscribes
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def group_for_topic(topic: str) -> str | None:
     Group names allow only ASCII letters, digits, '-', '_' and '.', under 100 characters; node
     names may hold anything, so unsafe names are replaced and disambiguated with a short hash."""
     kind, _, rest = topic.partition(":")
-    if topic in ("jobs", "nodes"):
+    if topic in ("jobs", "nodes", "alerts"):
         return topic
     # isdigit() takes "²", which int() refuses, and int() refuses ids past 4300 digits: both
     # raised inside the consumer and dropped the socket. Job ids are short ASCII numbers.

@@ -188,7 +188,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack.add("sampler", _python("-m", "perfmon.cli", "sampler"))
         _add_job_workers(stack)
         # Maintenance (orphaned-job sweeps) has its own worker so a long benchmark cannot delay it.
-        stack.add("maintenance", _worker_argv("maintenance", f"maintenance@{_node_name()}", pool="threads"))
+        # It also sends notifications ("notify" queue), in a few threads so a slow receiver never
+        # holds up the sweeps or another delivery.
+        stack.add(
+            "maintenance",
+            _worker_argv("maintenance,notify", f"maintenance@{_node_name()}", concurrency=4, pool="threads"),
+        )
         stack.add(
             "beat",
             _python(

@@ -78,6 +78,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.alerting.context.firing_alerts",
             ],
         },
     },
@@ -218,6 +219,31 @@ CELERY_BEAT_SCHEDULE = {
     "compact-metric-history": {"task": "perfmon.compact_metric_history", "schedule": 300.0},
     "enforce-retention": {"task": "perfmon.enforce_retention", "schedule": 3600.0},
 }
+
+# --- Notifications (dashboard/alerting/notify.py, transports.py) ---
+# Links in notifications (Alertmanager's externalURL and generatorURL) point here.
+PERFMON_EXTERNAL_URL = (os.environ.get("PERFMON_EXTERNAL_URL") or "http://localhost:8000").rstrip("/")
+# A delivery that times out, gets a 5xx or cannot connect is tried again after
+# NOTIFY_RETRY_BASE_S, doubling each time up to NOTIFY_RETRY_MAX_S, at most NOTIFY_MAX_ATTEMPTS in all.
+NOTIFY_MAX_ATTEMPTS = env_int("PERFMON_NOTIFY_MAX_ATTEMPTS", 6)
+NOTIFY_RETRY_BASE_S = float(os.environ.get("PERFMON_NOTIFY_RETRY_BASE_S") or "5")
+NOTIFY_RETRY_MAX_S = float(os.environ.get("PERFMON_NOTIFY_RETRY_MAX_S") or "600")
+NOTIFY_TIMEOUT_S = float(os.environ.get("PERFMON_NOTIFY_TIMEOUT_S") or "10")
+if NOTIFY_MAX_ATTEMPTS < 1 or NOTIFY_RETRY_BASE_S <= 0 or NOTIFY_TIMEOUT_S <= 0:
+    raise ConfigError("PERFMON_NOTIFY_MAX_ATTEMPTS must be >= 1; retry base and timeout positive")
+# Email: Django's backends. By default each message is written as a file under <data dir>/sent-mail
+# (nothing leaves the machine until an SMTP server is configured with PERFMON_EMAIL_BACKEND=
+# django.core.mail.backends.smtp.EmailBackend and EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, ...).
+EMAIL_BACKEND = os.environ.get("PERFMON_EMAIL_BACKEND") or "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = str(DATA_DIR / "sent-mail")
+EMAIL_HOST = os.environ.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = NOTIFY_TIMEOUT_S
+DEFAULT_FROM_EMAIL = os.environ.get("PERFMON_FROM_EMAIL") or "perfmon@localhost"
+# --- end notifications ---
 
 # How long metric history is kept: raw samples (hours), 1-minute and 1-hour rollups (days).
 HISTORY_RETENTION_RAW_H = env_int("PERFMON_RETENTION_RAW_H", 48)

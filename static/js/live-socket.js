@@ -22,6 +22,7 @@
     if (message.type === "sample") return "node:" + message.node;
     if (message.type === "heartbeat") return "nodes";
     if (message.type === "model") return "model:" + message.model_id;
+    if (message.type === "alert" || message.type === "alert_count") return "alerts";
     if (message.type === "job" || message.type === "progress") {
       return "job:" + (message.job ? message.job.id : message.job_id);
     }

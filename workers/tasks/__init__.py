@@ -3,10 +3,12 @@
 from workers.tasks import liveness
 from workers.tasks.history import compact_metric_history, enforce_retention
 from workers.tasks.jobs import fail_orphaned_jobs, resend_lost_queued_jobs, run_benchmark, run_job
+from workers.tasks.notify import deliver_notification
 from workers.tasks.registry import fail_interrupted_validations, validate_model_version
 
 __all__ = [
     "compact_metric_history",
+    "deliver_notification",
     "enforce_retention",
     "fail_interrupted_validations",
     "fail_orphaned_jobs",
