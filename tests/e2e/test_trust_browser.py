@@ -27,6 +27,7 @@ PAGES = [
     "/jobs/",
     "/jobs/compare/",
     "/tokens/",
+    "/channels/",
 ]
 
 
