@@ -5,9 +5,9 @@ POST {"kind": "webhook", "name": "ops", "url": "http://...", "format": "alertman
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
 from dashboard.alerting.channels import (
     channel_json,
@@ -120,19 +120,20 @@ def patch_channel(request, channel_id: int, payload: ChannelPatch):
 
 
 @router.get("/{channel_id}/deliveries", response={200: list[DeliveryOut], 400: Error, 401: Error, 404: Error})
-def channel_deliveries(request, channel_id: int, limit: int = DEFAULT_LIMIT, status: str = ""):
+def channel_deliveries(
+    request,
+    channel_id: int,
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    status: Literal["", "pending", "sent", "retrying", "failed"] = "",
+):
     """Delivery attempts through this channel, newest first: one row per attempt (a retried
     notification shows each attempt, all with the same idempotency key). ``status``: pending, sent,
-    retrying or failed."""
+    retrying or failed; empty for all."""
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
         return Status(404, {"error": f"channel {channel_id} not found"})
-    if not 1 <= limit <= MAX_LIMIT:
-        return Status(400, {"error": f"limit must be between 1 and {MAX_LIMIT}, not {limit}"})
     rows = Delivery.objects.filter(channel=channel).select_related("channel")
     if status:
-        if status not in {"pending", "sent", "retrying", "failed"}:
-            return Status(400, {"error": f"status {status!r} is not one of pending, sent, retrying, failed"})
         rows = rows.filter(status=status)
     return [delivery_json(d) for d in rows[:limit]]
 
