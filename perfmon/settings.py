@@ -218,6 +218,8 @@ CELERY_BEAT_SCHEDULE = {
     # bytes on disk), and delete what is past retention.
     "compact-metric-history": {"task": "perfmon.compact_metric_history", "schedule": 300.0},
     "enforce-retention": {"task": "perfmon.enforce_retention", "schedule": 3600.0},
+    # Notifications whose task was lost or whose worker died mid-attempt (dashboard/alerting/delivery.py).
+    "sweep-stuck-deliveries": {"task": "perfmon.sweep_stuck_deliveries", "schedule": 30.0},
 }
 
 # --- Notifications (dashboard/alerting/notify.py, transports.py) ---

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -70,14 +71,7 @@ def do_attempt_delivery(delivery_id: int) -> Retry | None:
                 False, True, outcome.response_code, f"{outcome.error}; trying again in {wait_s:g} s"
             )
             _finish(delivery, DeliveryStatus.RETRYING, note, duration_ms)
-            following = Delivery.objects.create(
-                channel=delivery.channel,
-                alert=delivery.alert,
-                alert_state=delivery.alert_state,
-                idempotency_key=delivery.idempotency_key,
-                attempt=delivery.attempt + 1,
-                payload=delivery.payload,
-            )
+            following = _next_attempt(delivery)
         return Retry(following.pk, wait_s)
     if outcome.retry:
         outcome = Outcome(
@@ -110,3 +104,59 @@ def _superseded(delivery: Delivery) -> str:
         if same_place.filter(idempotency_key=key).aggregate(Min("id"))["id__min"] > (first_id or delivery.pk):
             return f"not sent: a newer notification ({state}) was delivered first"
     return ""
+
+
+# An attempt not started this long after it was due (its message lost with a Redis that lost its
+# data, or held for its countdown by a worker that died), or started but never finished this long
+# after its timeout (the worker died during it), is taken up by the sweep.
+STUCK_GRACE_S = 120.0
+
+
+def sweep_stuck_deliveries(now=None) -> int:
+    """Send again the pending attempts whose task never ran, and end the attempts a dying worker left
+    half done (as a failure worth retrying: the receiver may have got it, and drops the duplicate
+    by its idempotency key). A duplicate task is harmless: an attempt is claimed once. Returns how
+    many attempts it took up."""
+    from dashboard.alerting.notify import send_delivery_task
+
+    now = now or timezone.now()
+    grace = timedelta(seconds=STUCK_GRACE_S)
+    taken = 0
+    for delivery in Delivery.objects.filter(status=DeliveryStatus.PENDING, sent_at__isnull=True):
+        due = delivery.created_at
+        if delivery.attempt > 1:  # made when the previous attempt failed, due after its backoff
+            due += timedelta(seconds=backoff_s(delivery.attempt - 1))
+        if due + grace < now:
+            log.warning("delivery %s was never attempted; sending it again", delivery.pk)
+            send_delivery_task(delivery.pk)
+            taken += 1
+    cutoff = now - timedelta(seconds=settings.NOTIFY_TIMEOUT_S) - grace
+    for delivery in Delivery.objects.filter(status=DeliveryStatus.PENDING, sent_at__lt=cutoff).select_related(
+        "channel", "alert"
+    ):
+        lost = Outcome(False, retry=True, error="the worker stopped during the attempt")
+        if delivery.attempt < settings.NOTIFY_MAX_ATTEMPTS:
+            with transaction.atomic():
+                if not Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
+                    status=DeliveryStatus.RETRYING, error=lost.error + "; trying again"
+                ):
+                    continue
+                following = _next_attempt(delivery)
+            transaction.on_commit(lambda pk=following.pk: send_delivery_task(pk))
+        else:
+            Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
+                status=DeliveryStatus.FAILED, error=f"{lost.error}; gave up after {delivery.attempt} attempts"
+            )
+        taken += 1
+    return taken
+
+
+def _next_attempt(delivery: Delivery) -> Delivery:
+    return Delivery.objects.create(
+        channel=delivery.channel,
+        alert=delivery.alert,
+        alert_state=delivery.alert_state,
+        idempotency_key=delivery.idempotency_key,
+        attempt=delivery.attempt + 1,
+        payload=delivery.payload,
+    )

@@ -5,13 +5,14 @@ on-commit sends are checked, and attempts are run by calling the task's body).""
 from __future__ import annotations
 
 from datetime import timedelta
+from unittest.mock import patch
 
 from django.core import mail
 from django.test import override_settings
 from django.utils import timezone
 
 from dashboard.alerting import dispatch
-from dashboard.alerting.delivery import do_attempt_delivery
+from dashboard.alerting.delivery import do_attempt_delivery, sweep_stuck_deliveries
 from dashboard.alerting.notify import idempotency_key
 from dashboard.models import (
     Alert,
@@ -328,3 +329,52 @@ class DeliveryAttemptTest(NotifyTestCase):
         self.assertIn(delivery.idempotency_key, message.body)
         delivery.refresh_from_db()
         self.assertEqual(delivery.status, "sent")
+
+
+@override_settings(NOTIFY_RETRY_BASE_S=60, NOTIFY_RETRY_MAX_S=600, NOTIFY_MAX_ATTEMPTS=3, NOTIFY_TIMEOUT_S=10)
+class StuckDeliverySweepTest(NotifyTestCase):
+    def row(self, attempt: int, created_at, sent_at=None) -> Delivery:
+        alert = Alert.objects.first() or self.alert(state=AlertState.FIRING, started_at=timezone.now())
+        return Delivery.objects.create(
+            channel=self.hook,
+            alert=alert,
+            alert_state="firing",
+            idempotency_key="k",
+            attempt=attempt,
+            created_at=created_at,
+            sent_at=sent_at,
+            payload={},
+        )
+
+    def sweep(self, now) -> list[int]:
+        with (
+            patch("dashboard.alerting.notify.send_delivery_task") as send,
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            sweep_stuck_deliveries(now)
+        return sorted(call.args[0] for call in send.call_args_list)
+
+    def test_an_attempt_whose_task_never_ran_is_sent_again_once_overdue(self):
+        now = timezone.now()
+        lost = self.row(1, now - timedelta(minutes=5))
+        fresh = self.row(1, now - timedelta(seconds=30))
+        waiting = self.row(2, now - timedelta(seconds=90))  # due 60 s after it was made; grace 120 s
+        self.assertEqual(self.sweep(now), [lost.pk])
+        self.assertEqual(self.sweep(now + timedelta(minutes=3)), sorted([lost.pk, fresh.pk, waiting.pk]))
+
+    def test_an_attempt_its_worker_died_in_is_ended_and_retried_or_given_up(self):
+        now = timezone.now()
+        dead = self.row(1, now - timedelta(minutes=10), sent_at=now - timedelta(minutes=10))
+        last = self.row(3, now - timedelta(minutes=10), sent_at=now - timedelta(minutes=10))
+        running = self.row(1, now - timedelta(seconds=5), sent_at=now - timedelta(seconds=5))
+        (resent,) = self.sweep(now)
+        dead.refresh_from_db(), last.refresh_from_db(), running.refresh_from_db()
+        self.assertEqual(dead.status, "retrying")
+        self.assertIn("the worker stopped during the attempt", dead.error)
+        following = Delivery.objects.get(pk=resent)
+        self.assertEqual(
+            (following.attempt, following.status, following.idempotency_key), (2, "pending", "k")
+        )
+        self.assertEqual(last.status, "failed")
+        self.assertIn("gave up after 3 attempts", last.error)
+        self.assertEqual(running.status, "pending", "an attempt within its timeout is left alone")

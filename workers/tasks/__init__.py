@@ -3,7 +3,7 @@
 from workers.tasks import liveness
 from workers.tasks.history import compact_metric_history, enforce_retention
 from workers.tasks.jobs import fail_orphaned_jobs, resend_lost_queued_jobs, run_benchmark, run_job
-from workers.tasks.notify import deliver_notification
+from workers.tasks.notify import deliver_notification, sweep_deliveries
 from workers.tasks.registry import fail_interrupted_validations, validate_model_version
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "resend_lost_queued_jobs",
     "run_benchmark",
     "run_job",
+    "sweep_deliveries",
     "validate_model_version",
 ]

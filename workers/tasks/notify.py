@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dashboard.alerting.delivery import do_attempt_delivery
+from dashboard.alerting.delivery import do_attempt_delivery, sweep_stuck_deliveries
 from dashboard.alerting.notify import NOTIFY_QUEUE
 
 
@@ -16,3 +16,9 @@ def deliver_notification(self, delivery_id: int) -> str:
     if retry is None:
         return "done"
     raise self.retry(args=[retry.delivery_id], countdown=retry.countdown_s, max_retries=None)
+
+
+@shared_task(name="perfmon.sweep_stuck_deliveries", queue="maintenance")
+def sweep_deliveries() -> int:
+    """Take up delivery attempts whose task was lost or whose worker died during them."""
+    return sweep_stuck_deliveries()
