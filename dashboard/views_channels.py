@@ -10,7 +10,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from dashboard.alerting.channels import do_create_channel, do_set_channel_enabled, do_test_channel
+from dashboard.alerting.channels import (
+    do_create_channel,
+    do_set_channel_enabled,
+    do_test_channel,
+    shown_config,
+)
 from dashboard.alerting.transports import TRANSPORTS, WEBHOOK_FORMATS, InvalidChannel
 from dashboard.models import Channel, Delivery, Role
 from dashboard.permissions import has_role
@@ -53,7 +58,8 @@ def _page(request: HttpRequest, *, form=None, test=None, status=200) -> HttpResp
             deliveries = deliveries.filter(channel=channel)
     channels = list(Channel.objects.all())
     for each in channels:
-        each.describe = TRANSPORTS[each.kind].describe(each.config) if each.kind in TRANSPORTS else ""
+        shown = shown_config(each, request.user)
+        each.describe = TRANSPORTS[each.kind].describe(shown) if each.kind in TRANSPORTS else ""
         each.last = each.deliveries.order_by("-created_at", "-id").first()
         each.failed = each.deliveries.filter(status="failed").count()
     context = {

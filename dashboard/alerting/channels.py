@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from dashboard.alerting.transports import InvalidChannel, Notice, Outcome, transport_for
 from dashboard.models import Channel
-from dashboard.permissions import Role, require
+from dashboard.permissions import Role, has_role, require
 
 MAX_NAME_CHARS = 200
 
@@ -80,7 +81,17 @@ def do_test_channel(user, channel: Channel) -> dict[str, Any]:
     }
 
 
-def channel_json(channel: Channel) -> dict[str, Any]:
+def shown_config(channel: Channel, user) -> dict[str, Any]:
+    """A channel's config as ``user`` may see it: a webhook URL's path and query often hold the
+    receiver's secret (Slack's do), so below the operator role only its scheme and host show."""
+    config = dict(channel.config or {})
+    if channel.kind == "webhook" and not has_role(user, Role.OPERATOR) and config.get("url"):
+        parts = urlsplit(config["url"])
+        config["url"] = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+    return config
+
+
+def channel_json(channel: Channel, user) -> dict[str, Any]:
     last = channel.deliveries.order_by("-created_at", "-id").first()
     failed = channel.deliveries.filter(status="failed").count()
     return {
@@ -88,8 +99,8 @@ def channel_json(channel: Channel) -> dict[str, Any]:
         "kind": channel.kind,
         "name": channel.name,
         "enabled": channel.enabled,
-        "config": channel.config,
-        "describe": transport_for(channel.kind).describe(channel.config),
+        "config": shown_config(channel, user),
+        "describe": transport_for(channel.kind).describe(shown_config(channel, user)),
         "created_at": channel.created_at.isoformat(),
         "last_delivery": None
         if last is None

@@ -93,13 +93,13 @@ def create_channel(request, payload: ChannelIn):
         channel = do_create_channel(request.user, payload.kind, payload.name, fields)
     except InvalidChannel as exc:
         return Status(400, {"error": str(exc)})
-    return Status(201, channel_json(channel))
+    return Status(201, channel_json(channel, request.user))
 
 
 @router.get("", response={200: list[ChannelOut], 401: Error})
 def list_channels(request):
     """Every channel with its last delivery and how many deliveries failed."""
-    return [channel_json(channel) for channel in Channel.objects.all()]
+    return [channel_json(channel, request.user) for channel in Channel.objects.all()]
 
 
 @router.get("/{channel_id}", response={200: ChannelOut, 401: Error, 404: Error})
@@ -107,7 +107,7 @@ def get_channel(request, channel_id: int):
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
         return Status(404, {"error": f"channel {channel_id} not found"})
-    return channel_json(channel)
+    return channel_json(channel, request.user)
 
 
 @router.patch("/{channel_id}", response={200: ChannelOut, **WRITE_ERRORS, 404: Error})
@@ -116,7 +116,7 @@ def patch_channel(request, channel_id: int, payload: ChannelPatch):
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
         return Status(404, {"error": f"channel {channel_id} not found"})
-    return channel_json(do_set_channel_enabled(request.user, channel, payload.enabled))
+    return channel_json(do_set_channel_enabled(request.user, channel, payload.enabled), request.user)
 
 
 @router.get("/{channel_id}/deliveries", response={200: list[DeliveryOut], 400: Error, 401: Error, 404: Error})

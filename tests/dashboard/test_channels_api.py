@@ -80,7 +80,18 @@ class ChannelsApiTest(BaseTestCase):
         response = self.post("/api/channels", {"kind": "browser", "name": "toasts"}, token=raw)
         self.assertEqual(response.status_code, 403)
         self.assertIn("operator", response.json()["error"])
-        self.assertEqual(self.client.get("/api/channels", **self.bearer(raw)).status_code, 200)
+        Channel.objects.create(
+            kind="webhook",
+            name="slack",
+            config={"url": "https://hooks.slack.example/services/T0/B0/SECRET", "format": "slack"},
+        )
+        (seen,) = self.client.get("/api/channels", **self.bearer(raw)).json()
+        self.assertEqual(
+            seen["config"]["url"], "https://hooks.slack.example/…", "the secret path is for operators"
+        )
+        self.assertNotIn("SECRET", json.dumps(seen))
+        (operator_sees,) = self.client.get("/api/channels", **self.bearer()).json()
+        self.assertIn("SECRET", operator_sees["config"]["url"])
 
     def test_deliveries_of_a_channel_newest_first_with_status_code_error_and_duration(self):
         channel = Channel.objects.create(kind="webhook", name="ops", config={"url": "http://x.example/"})
