@@ -47,7 +47,34 @@ SUPPRESSED_RECHECK_S = 60
 
 
 def notify_transition(alert: Alert, event: AlertEvent) -> None:
-    """Create one Delivery per channel of the rule for this state change and send them."""
+    """Create one Delivery per channel of the rule for this state change and send them.
+
+    Never raises into the evaluator: a notification problem must not undo the state change it is
+    about (nor keep the rule's actions from running); it is logged, and its writes are undone."""
+    _guarded(_notify_transition, alert, event)
+
+
+def notify_repeat(alert: Alert) -> None:
+    """Create one Delivery per channel for a repeat of a firing alert and send them. Always moves
+    ``next_notify_at`` on (or clears it), so the evaluator's tick never calls twice for one repeat.
+    Never raises into the evaluator."""
+    if not _guarded(_notify_repeat, alert):
+        # Looked at again later, not on every tick of the evaluator.
+        later = timezone.now() + timedelta(seconds=SUPPRESSED_RECHECK_S)
+        _guarded(lambda a: _set_times(a, None, later), alert)
+
+
+def _guarded(function, alert: Alert, *args) -> bool:
+    try:
+        with transaction.atomic():  # a savepoint inside the evaluator's transaction
+            function(alert, *args)
+    except Exception:
+        log.exception("notifying alert %s failed; its state change stands", alert.pk)
+        return False
+    return True
+
+
+def _notify_transition(alert: Alert, event: AlertEvent) -> None:
     state = event.to_state
     _schedule_count_push()
     if state not in NOTIFIED_STATES:
@@ -64,9 +91,7 @@ def notify_transition(alert: Alert, event: AlertEvent) -> None:
     _set_times(alert, now if sent else None, _next_notify(alert, state, now, held=False))
 
 
-def notify_repeat(alert: Alert) -> None:
-    """Create one Delivery per channel for a repeat of a firing alert and send them. Always moves
-    ``next_notify_at`` on (or clears it), so the evaluator's tick never calls twice for one repeat."""
+def _notify_repeat(alert: Alert) -> None:
     now = timezone.now()
     if alert.state != AlertState.FIRING or alert.acked_at is not None:
         _set_times(alert, None, None)

@@ -196,6 +196,17 @@ class WhichNotificationsTest(NotifyTestCase):
         self.assertEqual(err["error"], "metric store unreachable")
         self.assertEqual(Delivery.objects.get(pk=error).payload["status"], "firing")
 
+    def test_a_notification_that_breaks_never_undoes_the_state_change_or_raises(self):
+        alert = self.alert()
+        with patch("dashboard.alerting.transports.Webhook.render", side_effect=RuntimeError("template bug")):
+            self.move(alert, AlertState.FIRING, 85.0, sends=0)
+            alert.next_notify_at = None
+            with self.captureOnCommitCallbacks(execute=False):
+                dispatch.alert_repeat(alert)
+        alert.refresh_from_db()
+        self.assertEqual(alert.state, AlertState.FIRING)
+        self.assertIsNotNone(alert.next_notify_at, "a failed repeat is looked at again later, not every tick")
+
     def test_the_idempotency_key_of_a_state_uses_its_episode_start(self):
         alert = self.alert()
         self.assertEqual(
