@@ -100,3 +100,6 @@ api.add_router("/models", models.router)
 from dashboard.api import passes  # noqa: E402
 
 api.add_router("/passes", passes.router)
+from dashboard.api import datasets  # noqa: E402
+
+api.add_router("/datasets", datasets.router)

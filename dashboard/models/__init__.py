@@ -1,5 +1,6 @@
 """perfmon's models, one module per kind; import them from here."""
 
+from dashboard.models.datasets import Dataset
 from dashboard.models.history import MetricSeries, RawBlock, RollupBlock
 from dashboard.models.jobs import TERMINAL_STATUSES, Job, JobKind, JobStatus
 from dashboard.models.nodes import Node
@@ -16,6 +17,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TOKEN_PREFIX",
     "ApiToken",
+    "Dataset",
     "Job",
     "JobKind",
     "JobStatus",

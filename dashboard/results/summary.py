@@ -27,6 +27,7 @@ PARAM_LABELS = {
     "compile_mode": "torch.compile mode",
     "ort_provider": "ONNX Runtime provider",
     "ort_graph_optimization": "ONNX Runtime graph optimization",
+    "dataset": "Labeled data set (id)",
 }
 ENV_LABELS = {
     "torch_version": "PyTorch",
