@@ -120,7 +120,9 @@ def _labeled_data(ctx: JobContext, input_spec):
         from dashboard.models import Dataset
 
         dataset = Dataset.objects.get(pk=dataset_id)
-        data = load_npz(dataset_path(dataset), input_spec, dataset.num_classes, max_bytes=_max_dataset_bytes())
+        data = load_npz(
+            dataset_path(dataset), input_spec, dataset.num_classes, max_bytes=_max_dataset_bytes()
+        )
         return dataclasses.replace(data, name=f"data set #{dataset.pk} {dataset.name}")
     if labeled_data_name(ctx.job.model_name) == "digits":
         return digits_for_model(zoo.get(ctx.job.model_name.rpartition("@")[0] or ctx.job.model_name))
