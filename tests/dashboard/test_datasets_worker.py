@@ -56,3 +56,5 @@ def test_distillation_trains_on_the_uploaded_set_and_accuracy_is_scored_on_it(cl
         )
     assert job.result["steps"][0]["ok"], job.result["steps"]
     assert any(note.startswith("student: the teacher at 50% width; 1 epochs") for note in after["notes"])
+    page = client.get(f"/jobs/{job.pk}/")
+    assert f'<span id="opt-data-basis">{basis}</span>' in page.content.decode()
