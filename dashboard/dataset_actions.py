@@ -106,7 +106,7 @@ def do_upload_dataset(user, *, name: str, model: str, chunks: Iterable[bytes]) -
             "starting with a letter or digit"
         )
     fit = model_fit(model)
-    from workers.passes.data import InvalidDataset, load_npz
+    from workers.passes.data import InvalidDataset, read_npz
 
     store = dataset_store()
     limit = settings.PERFMON_MAX_DATASET_BYTES
@@ -116,10 +116,9 @@ def do_upload_dataset(user, *, name: str, model: str, chunks: Iterable[bytes]) -
         raise DatasetRefused(f"the file is over the data set limit of {limit:,} bytes") from exc
     try:
         try:
-            data = load_npz(staged.path, fit.input_spec, fit.num_classes, max_bytes=limit)
+            x, y = read_npz(staged.path, fit.input_spec, fit.num_classes, max_bytes=limit)
         except InvalidDataset as exc:
             raise DatasetRefused(str(exc)) from None
-        samples = len(data.train_y) + len(data.test_y)
         with transaction.atomic():
             store.commit(staged)
             dataset = Dataset.objects.create(
@@ -128,9 +127,9 @@ def do_upload_dataset(user, *, name: str, model: str, chunks: Iterable[bytes]) -
                 registered_model=fit.registered,
                 sha256=staged.sha256,
                 size_bytes=staged.size_bytes,
-                samples=samples,
-                num_classes=data.num_classes,
-                input_shape=list(data.train_x.shape[1:]),
+                samples=len(y),
+                num_classes=int(y.max()) + 1,
+                input_shape=[int(d) for d in x.shape[1:]],
                 owner=user if getattr(user, "pk", None) else None,
             )
     finally:
