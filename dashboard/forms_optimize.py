@@ -56,6 +56,15 @@ class OptimizeForm(forms.Form):
     time_budget_s = forms.FloatField(
         min_value=10, max_value=6 * 3600, initial=600, required=False, label="Search time budget (s)"
     )
+    dataset = forms.TypedChoiceField(
+        choices=[],
+        coerce=int,
+        empty_value=None,
+        required=False,
+        label="Labeled data set",
+        help_text="trains distillation and fine-tuning, calibrates static int8, scores accuracy; "
+        "empty: the model's own (the zoo's digits) or none",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -68,6 +77,7 @@ class OptimizeForm(forms.Form):
             choices.append(("Requested", [(wanted, wanted)]))
         self.fields["model"].choices = choices
         self.fields["target"].choices = target_choices()
+        self.fields["dataset"].choices = dataset_choices()
         # Position (0-based) -> message, shown beside that pass by optimize-form.js.
         self.pass_errors: dict[int, str] = {}
 
@@ -102,6 +112,8 @@ class OptimizeForm(forms.Form):
         common: dict[str, Any] = {"device": device, "threads": data["threads"]}
         if data.get("measure_budget_s") is not None:
             common["measure_budget_s"] = data["measure_budget_s"]
+        if data.get("dataset") is not None:
+            common["dataset"] = data["dataset"]
         if data["mode"] == "auto":
             params = {**common}
             drop = data.get("max_accuracy_drop_pct")
@@ -115,11 +127,11 @@ class OptimizeForm(forms.Form):
     def _place_pass_error(self, data: dict, device: str, message: str) -> None:
         """The message beside the first pass that makes the pipeline fail (the engine's check names
         the pass, not its position); above the list when no one pass is to blame."""
-        from dashboard.kinds.optimize import labeled_data_name
+        from dashboard.kinds.optimize import has_labeled_data
         from workers.passes import PASSES, InvalidPassParams, plan
 
         passes = data["passes"]
-        has_data = labeled_data_name(data["model"]) is not None
+        has_data = has_labeled_data(data["model"], {"dataset": data.get("dataset")})
         for end in range(1, len(passes) + 1):
             try:
                 plan(PASSES, passes[:end], device=device, has_labeled_data=has_data)
@@ -144,7 +156,14 @@ class OptimizeForm(forms.Form):
             initial["batch_sizes"] = ", ".join(str(v) for v in params["batch_sizes"])
         if params.get("max_accuracy_drop") is not None:
             initial["max_accuracy_drop_pct"] = round(params["max_accuracy_drop"] * 100, 6)
-        for key in ("threads", "measure_budget_s", "latency_target_ms", "batch_size", "time_budget_s"):
+        for key in (
+            "threads",
+            "measure_budget_s",
+            "latency_target_ms",
+            "batch_size",
+            "time_budget_s",
+            "dataset",
+        ):
             if params.get(key) is not None:
                 initial[key] = params[key]
         return initial
@@ -162,4 +181,29 @@ FORM_FIELD_OF = {
     "latency_target_ms": "latency_target_ms",
     "batch_size": "batch_size",
     "time_budget_s": "time_budget_s",
+    "dataset": "dataset",
 }
+
+
+def dataset_choices() -> list[tuple[str, str]]:
+    """Every uploaded data set, named with the model it fits (the job check refuses another model's)."""
+    from dashboard.models import Dataset
+
+    choices = [("", "the model's own (or none)")]
+    for dataset in Dataset.objects.order_by("model_name", "-created_at", "-id")[:500]:
+        choices.append((str(dataset.pk), f"{dataset.model_name}: {dataset.label}"))
+    return choices
+
+
+class DatasetUploadForm(forms.Form):
+    """A labeled data set for a model: the .npz is checked by do_upload_dataset (400 with the reason)."""
+
+    dataset_model = forms.ChoiceField(choices=[], label="For model")
+    dataset_name = forms.CharField(max_length=200, label="Name", help_text="e.g. digits-2026-12")
+    dataset_file = forms.FileField(
+        label=".npz file", help_text="numpy.savez(path, x=inputs, y=integer labels); no pickle"
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["dataset_model"].choices = model_choices()

@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from dashboard import live
 from dashboard.models import Job, JobStatus, ModelVersion, ModelVersionStatus, RegisteredModel
+from dashboard.models.registry import ZOO_ORIGINAL
 from dashboard.permissions import PermissionDenied, Role, has_role, require
 from workers import zoo
 from workers.registry import ModelStore, Rejected, StagedFile, check_upload
@@ -372,11 +375,16 @@ def do_register_produced_version(job: Job, artifact: dict) -> ModelVersion:
 
 
 def _zoo_original(job: Job) -> ModelVersion:
-    """Version 1 of the registered model named after a zoo model: the zoo original, created once."""
+    """Version 1 of the registered model named after a zoo model: the zoo original, created once.
+
+    Two first optimizations of a zoo model may finish at once and both find no original: the
+    partial unique constraint "one_zoo_original_per_model" lets one insert win, and the loser's
+    IntegrityError (its savepoint rolled back, its file kept for the winner's row) returns the
+    winner's version, so both results hang off the same tree."""
     from workers import zoo
 
     entry = zoo.get(job.model_name)
-    existing = ModelVersion.objects.filter(model__name=entry.name, version=1).select_related("model").first()
+    existing = _existing_zoo_original(entry.name)
     if existing is not None:
         return existing
     model = entry.build(settings.DATA_DIR / "zoo")
@@ -385,14 +393,32 @@ def _zoo_original(job: Job) -> ModelVersion:
         from safetensors.torch import save_file
 
         weights.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
-    return do_register_file(
-        job.owner,
-        weights,
-        name=entry.name,
-        produced_by="zoo original",
-        declared_format="safetensors",
-        architecture=entry.name,
-        input_spec=entry.input_spec,
-        description=entry.description,
+        # Written aside and renamed: a racing job must never stage a half-written file.
+        partial = weights.with_name(f".{weights.name}.{os.getpid()}.{threading.get_ident()}")
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(partial))
+        os.replace(partial, weights)
+    try:
+        return do_register_file(
+            job.owner,
+            weights,
+            name=entry.name,
+            produced_by=ZOO_ORIGINAL,
+            declared_format="safetensors",
+            architecture=entry.name,
+            input_spec=entry.input_spec,
+            description=entry.description,
+        )
+    except IntegrityError:
+        winner = _existing_zoo_original(entry.name)
+        if winner is None:  # some other constraint: not the race this handles
+            raise
+        log.info("zoo original of %s registered by a concurrent job; job #%s uses it", entry.name, job.pk)
+        return winner
+
+
+def _existing_zoo_original(name: str) -> ModelVersion | None:
+    return (
+        ModelVersion.objects.filter(model__name=name, produced_by=ZOO_ORIGINAL)
+        .select_related("model")
+        .first()
     )

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("benchmark/", views.benchmark, name="benchmark"),
     path("optimize/", views_optimize.optimize, name="optimize"),
+    path("optimize/datasets/", views_optimize.upload_dataset, name="optimize-dataset-upload"),
     path("jobs/", views.jobs, name="jobs"),
     path("jobs/<int:job_id>/", views.job_detail, name="job"),
     path("jobs/<int:job_id>/result/", views.job_result_fragment, name="job-result"),

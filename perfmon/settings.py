@@ -262,6 +262,9 @@ DEMO_GPUS = env_int("PERFMON_DEMO_GPUS", 0)
 if not 0 <= DEMO_GPUS <= 16:
     raise ConfigError("PERFMON_DEMO_GPUS must be between 0 and 16")
 PERFMON_MAX_UPLOAD_BYTES = env_int("PERFMON_MAX_UPLOAD_BYTES", 2 << 30)  # per model upload; more is a 400
+# Per labeled data set (.npz): the upload, and x and y inflated together. The web process holds the
+# arrays while it checks them (about twice this at the peak), so this bounds its memory per upload.
+PERFMON_MAX_DATASET_BYTES = env_int("PERFMON_MAX_DATASET_BYTES", 256 << 20)
 PERFMON_REGRESSION_THRESHOLD = float(os.environ.get("PERFMON_REGRESSION_THRESHOLD") or "0.10")  # +10% p50
 
 LOGGING = {

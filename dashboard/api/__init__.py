@@ -103,3 +103,6 @@ api.add_router("/passes", passes.router)
 from dashboard.api import channels  # noqa: E402
 
 api.add_router("/channels", channels.router)
+from dashboard.api import datasets  # noqa: E402
+
+api.add_router("/datasets", datasets.router)

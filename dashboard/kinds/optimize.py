@@ -4,6 +4,7 @@ the result as a new model version whose lineage names its parent and the job tha
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ class OptimizeParams(BaseModel):
     device: str = Field(default="cpu", pattern=r"^(cpu|cuda:\d{1,2})$")
     threads: int = Field(default=1, ge=1, le=MAX_THREADS)
     measure_budget_s: float = Field(default=5.0, gt=0, le=120, allow_inf_nan=False)
+    # An uploaded labeled data set (POST /api/datasets) for this model: trains, calibrates, scores.
+    dataset: int | None = Field(default=None, ge=1)
 
 
 class AutoOptimizeParams(BaseModel):
@@ -45,6 +48,7 @@ class AutoOptimizeParams(BaseModel):
     threads: int = Field(default=1, ge=1, le=MAX_THREADS)
     time_budget_s: float = Field(default=600.0, ge=10, le=6 * 3600, allow_inf_nan=False)
     measure_budget_s: float = Field(default=3.0, gt=0, le=60, allow_inf_nan=False)
+    dataset: int | None = Field(default=None, ge=1)
 
 
 def labeled_data_name(model: str) -> str | None:
@@ -53,6 +57,22 @@ def labeled_data_name(model: str) -> str | None:
     name = model.rpartition("@")[0] or model
     entry = zoo.ZOO.get(name)
     return entry.dataset if entry is not None else None
+
+
+def has_labeled_data(model: str, params: dict[str, Any]) -> bool:
+    """An uploaded data set named in the params, or the zoo's own for the model."""
+    return params.get("dataset") is not None or labeled_data_name(model) is not None
+
+
+def _check_dataset(params: dict[str, Any], model: str) -> None:
+    from dashboard.dataset_actions import DatasetRefused, dataset_for_job
+
+    if params.get("dataset") is None:
+        return
+    try:
+        dataset_for_job(params["dataset"], model)
+    except DatasetRefused as exc:
+        raise InvalidJob(str(exc), "dataset") from None
 
 
 def _check_batch_sizes(batch_sizes: list[int]) -> None:
@@ -65,12 +85,13 @@ def prepare_optimize(params: dict[str, Any], node: str, model: str) -> dict[str,
     from workers.passes import PASSES, InvalidPassParams, plan
 
     _check_batch_sizes(params["batch_sizes"])
+    _check_dataset(params, model)
     try:
         steps = plan(
             PASSES,
             params["passes"],
             device=params["device"],
-            has_labeled_data=labeled_data_name(model) is not None,
+            has_labeled_data=has_labeled_data(model, params),
         )
     except InvalidPassParams as exc:
         raise InvalidJob(str(exc), "passes") from None
@@ -80,6 +101,7 @@ def prepare_optimize(params: dict[str, Any], node: str, model: str) -> dict[str,
 
 
 def prepare_auto(params: dict[str, Any], node: str, model: str) -> dict[str, Any]:
+    _check_dataset(params, model)
     return params
 
 
@@ -87,14 +109,36 @@ def prepare_auto(params: dict[str, Any], node: str, model: str) -> dict[str, Any
 # In the worker
 
 
+def _labeled_data(ctx: JobContext, input_spec):
+    """The data set the passes train, calibrate and score on: the uploaded one the params name
+    (checked again as it is read: the file is the user's), else the zoo's digits, else None."""
+    from workers.passes.data import digits_for_model, load_npz
+
+    dataset_id = ctx.job.params.get("dataset")
+    if dataset_id is not None:
+        from dashboard.dataset_actions import dataset_path
+        from dashboard.models import Dataset
+
+        dataset = Dataset.objects.get(pk=dataset_id)
+        data = load_npz(
+            dataset_path(dataset), input_spec, dataset.num_classes, max_bytes=_max_dataset_bytes()
+        )
+        return dataclasses.replace(data, name=f"data set #{dataset.pk} {dataset.name}")
+    if labeled_data_name(ctx.job.model_name) == "digits":
+        return digits_for_model(zoo.get(ctx.job.model_name.rpartition("@")[0] or ctx.job.model_name))
+    return None
+
+
+def _max_dataset_bytes() -> int:
+    from django.conf import settings
+
+    return settings.PERFMON_MAX_DATASET_BYTES
+
+
 def _context(ctx: JobContext, input_spec, device: str, threads: int, total_steps: int):
     from workers.passes.context import PassContext
-    from workers.passes.data import digits_for_model
 
-    data_name = labeled_data_name(ctx.job.model_name)
-    data = None
-    if data_name == "digits":
-        data = digits_for_model(zoo.get(ctx.job.model_name.rpartition("@")[0] or ctx.job.model_name))
+    data = _labeled_data(ctx, input_spec)
     done = {"steps": 0}
 
     def on_step(text: str) -> None:
@@ -197,7 +241,7 @@ def run_optimize(ctx: JobContext) -> RunOutcome:
         PASSES,
         params["passes"],
         device=device,
-        has_labeled_data=labeled_data_name(ctx.job.model_name) is not None,
+        has_labeled_data=has_labeled_data(ctx.job.model_name, params),
     )
     pctx = _context(ctx, input_spec, device, threads, total_steps=2 + 3 * len(steps))
     result: dict[str, Any] = {

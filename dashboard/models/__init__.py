@@ -15,6 +15,7 @@ from dashboard.models.alerting import (
     Severity,
     Silence,
 )
+from dashboard.models.datasets import Dataset
 from dashboard.models.deployments import (
     Deployment,
     DeploymentChange,
@@ -54,6 +55,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TOKEN_PREFIX",
     "ApiToken",
+    "Dataset",
     "Job",
     "JobKind",
     "JobStatus",

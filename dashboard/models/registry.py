@@ -10,6 +10,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+# ModelVersion.produced_by of version 1 of a zoo model's registered tree: the zoo model itself.
+ZOO_ORIGINAL = "zoo original"
+
 
 class ModelFileFormat(models.TextChoices):
     PT2 = "pt2", "torch.export program (.pt2)"
@@ -92,7 +95,15 @@ class ModelVersion(models.Model):
 
     class Meta:
         ordering = ["model", "-version"]
-        constraints = [models.UniqueConstraint(fields=["model", "version"], name="model_version_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="model_version_unique"),
+            # Two first optimizations of a zoo model at once must not both register its original.
+            models.UniqueConstraint(
+                fields=["model"],
+                condition=models.Q(produced_by=ZOO_ORIGINAL),
+                name="one_zoo_original_per_model",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model.name} v{self.version}"

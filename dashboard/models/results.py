@@ -60,17 +60,24 @@ class Regression(models.Model):
         return (self.ratio - 1.0) * 100.0
 
     @property
+    def parent_label(self) -> str:
+        """ "name@N" when the baseline is the parent version's result (lineage), else ""."""
+        b = self.basis or {}
+        return str(b.get("baseline_model") or "") if b.get("via") == "parent" else ""
+
+    @property
     def basis_text(self) -> str:
         """The comparison key in words, for the banner: "SimpleModel, node a, cpu, fp32, 1 thread, ..."."""
         b = self.basis or {}
         threads = b.get("threads")
+        parent = b.get("via") == "parent"  # model and runtime differ there: not "the same"
         parts = [
-            b.get("model"),
+            None if parent else b.get("model"),
             f"node {b['node']}" if b.get("node") else None,
             b.get("device"),
             b.get("precision"),
             f"{threads} thread{'s' if threads != 1 else ''}" if threads is not None else None,
-            b.get("runtime"),
+            None if parent else b.get("runtime"),
             f"torch {b['torch_version']}" if b.get("torch_version") else None,
             b.get("device_name"),
         ]

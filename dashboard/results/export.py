@@ -1,5 +1,6 @@
-"""CSV export of a benchmark result: one row per batch size, then one per concurrency level;
-units in the header, figures rounded to what the measurement can tell."""
+"""CSV export of a job's result: a benchmark's one row per batch size, then one per concurrency
+level; an optimization's before/after rows (OPTIMIZE_CSV_COLUMNS). Units in the header, figures
+rounded to what the measurement can tell."""
 
 from __future__ import annotations
 
@@ -106,6 +107,8 @@ def result_csv(job: Job) -> str:
     """The header row, then one row per batch size of ``job.result`` (test "batch"), then one per
     concurrency level (test "concurrency"); a failed point keeps its row, with empty figures and
     the error. Quoting is the csv module's (RFC 4180), lines end in CRLF."""
+    if job.kind in _OPTIMIZE_KINDS:
+        return optimize_result_csv(job)
     context = [
         job.pk,
         job.model_name,
@@ -125,4 +128,86 @@ def result_csv(job: Job) -> str:
     for point, raw in zip(concurrency_runs_of(job.result), raw_points, strict=True):
         error = str(raw.get("error") or "") if isinstance(raw, dict) else ""
         writer.writerow([_cell(value) for value in context + _concurrency_row(point, error, runtime)])
+    return buffer.getvalue()
+
+
+# The before/after rows of an optimize or auto_optimize job: one per measured model and batch size.
+OPTIMIZE_CSV_COLUMNS = (
+    "job_id",
+    "model",
+    "node",
+    "device",
+    "threads",
+    "kind",
+    "row",  # "original", the pass (optimize) or the candidate's pipeline (auto_optimize)
+    "role",  # before, after (optimize); before, candidate, chosen (auto_optimize)
+    "backend",
+    "batch_size",
+    "p50_ms",
+    "p99_ms",
+    "throughput_per_s",
+    "speedup",
+    "size_bytes",
+    "params",
+    "nonzero_params",
+    "accuracy",
+    "agreement",
+    "accuracy_drop",  # relative to the original: (original - now) / original
+    "slower",
+    "qualifies",
+    "error",
+)
+_OPTIMIZE_KINDS = ("optimize", "auto_optimize")
+
+
+def _scores(row: dict) -> list[object]:
+    score = row.get("score")
+    return [score, None] if row.get("score_name") == "accuracy" else [None, score]
+
+
+def optimize_result_csv(job: Job) -> str:
+    """OPTIMIZE_CSV_COLUMNS: the original, then each pass's result (a failed pass keeps a row with
+    its error), per batch size; or for auto_optimize the original and every candidate at the
+    search's batch size. Ratios against the original as the job page shows them."""
+    from dashboard.results.optimize import auto_view, optimize_view
+
+    params = job.params if isinstance(job.params, dict) else {}
+    context = [
+        job.pk,
+        job.model_name,
+        job.node_name,
+        params.get("device", "cpu"),
+        params.get("threads"),
+        job.kind,
+    ]
+    rows: list[list[object]] = []
+    if job.kind == "auto_optimize":
+        view = auto_view(job.result)
+        batch = view["constraints"].get("batch_size")
+        for c in ([view["original"]] if view["original"] else []) + view["candidates"]:
+            role = "before" if c.get("original") else ("chosen" if c["chosen"] else "candidate")
+            rows.append(
+                [c["label"] if not c.get("original") else "original", role, c["backend"], batch,
+                 _round(c["p50"], MS_DECIMALS), _round(c["p99"], MS_DECIMALS), _round(c["throughput"], RATE_DECIMALS),
+                 _round(c["speedup"], 4), c["size_bytes"], c["params"], c["nonzero_params"], *_scores(c),
+                 _round(c["drop"], 6), None, None if c.get("original") else c["qualifies"], c["error"]]
+            )  # fmt: skip
+    else:
+        for r in optimize_view(job.result)["rows"]:
+            if r["failed"]:
+                rows.append([r["label"], "after"] + [None] * 14 + [r["error"]])
+                continue
+            role = "before" if r.get("original") else "after"
+            for cell in r["cells"]:
+                rows.append(
+                    [r["label"], role, r["backend"], cell["batch_size"], _round(cell["p50"], MS_DECIMALS),
+                     _round(cell["p99"], MS_DECIMALS), _round(cell["throughput"], RATE_DECIMALS),
+                     _round(cell["speedup"], 4), r["size_bytes"], r["params"], r["nonzero_params"], *_scores(r),
+                     _round(r["drop"], 6), None if r.get("original") else r["slower"], None, None]
+                )  # fmt: skip
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(OPTIMIZE_CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(value) for value in context + row])
     return buffer.getvalue()

@@ -182,3 +182,85 @@ def auto_view(result: Any) -> dict[str, Any]:
         "chart": chart,
         "score_name": chart["score_name"],
     }
+
+
+def _speed_text(speedup: float | None) -> str | None:
+    if speedup is None or speedup <= 0:
+        return None
+    return f"{speedup:.1f}x faster" if speedup >= 1 else f"{1 / speedup:.1f}x slower"
+
+
+def _score_text(score_name: str, score: float | None, drop: float | None) -> str | None:
+    """ "-0.3% acc" (relative change of accuracy, as the constraint reads it), else the agreement."""
+    if score_name == "accuracy" and drop is not None:
+        return f"{-drop * 100:+.1f}% acc"
+    if score is not None:
+        return f"{score * 100:.1f}% agreement"
+    return None
+
+
+def optimize_headline(result: Any) -> dict[str, Any] | None:
+    """What the jobs list says of an optimization: "2.1x faster, -0.3% acc, v3 registered", with the
+    figures it is made of, and the final model's p50 and throughput for the list's columns (at the
+    smallest batch size measured). None when nothing was measured."""
+    result = _dict(result)
+    registered = _dict(result.get("registered"))
+    if result.get("kind") == "auto_optimize":
+        view = auto_view(result)
+        picked = next((c for c in view["candidates"] if c["chosen"]), None)
+        best_effort = None
+        if picked is None:
+            best_effort = next((c for c in view["candidates"] if c["label"] == view["best_effort"]), None)
+        shown = picked or best_effort
+        if shown is None and view["original"] is None:
+            return None
+        batch = _dict(result.get("constraints")).get("batch_size")
+        speedup = shown["speedup"] if shown else None
+        parts = [] if picked else ["nothing qualified" + (": best effort" if best_effort else "")]
+        parts += [
+            _speed_text(speedup),
+            _score_text(shown["score_name"], shown["score"], shown["drop"]) if shown else None,
+        ]
+        figures = {
+            "p50_ms": shown["p50"] if shown else None,
+            "p50_batch_size": batch,
+            "throughput_per_s": shown["throughput"] if shown else None,
+            "throughput_batch_size": batch,
+            "speedup": speedup,
+            "accuracy_drop": shown["drop"] if shown else None,
+            "chosen": picked["label"] if picked else None,
+        }
+    else:
+        view = optimize_view(result)
+        measured = [r for r in view["rows"] if not r["failed"] and not r.get("original")]
+        if not measured:
+            return None
+        final = measured[-1]
+        cell = final["cells"][0] if final["cells"] else {}
+        parts = [
+            _speed_text(cell.get("speedup")),
+            _score_text(final["score_name"], final["score"], final["drop"]),
+        ]
+        figures = {
+            "p50_ms": cell.get("p50"),
+            "p50_batch_size": _int(cell.get("batch_size")),
+            "throughput_per_s": cell.get("throughput"),
+            "throughput_batch_size": _int(cell.get("batch_size")),
+            "speedup": cell.get("speedup"),
+            "accuracy_drop": final["drop"],
+            "chosen": final["label"],
+        }
+    if registered.get("version") is not None:
+        parts.append(f"v{registered['version']} registered")
+    return {
+        **figures,
+        "registered_version": registered.get("version"),
+        "text": ", ".join(p for p in parts if p),
+    }
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

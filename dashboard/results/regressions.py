@@ -9,7 +9,14 @@ The rule, per batch size, with r = p50 / baseline p50 and t = regression_thresho
 - r within 1 +/- t: "no change";
 - else, either run unstable (its median's 95% CI wider than +/-5%, or none): "inconclusive";
 - else, the two medians' 95% CIs overlap: "inconclusive" (the difference is not statistically clear);
-- else "regression" (slower) or "improvement" (faster)."""
+- else "regression" (slower) or "improvement" (faster).
+
+Baselines follow lineage: a batch size of a registered version that has no earlier result of its own
+(an optimized version, just produced) is compared with its parent version's latest comparable result
+(and, for a zoo original, the zoo model's), so the first benchmark of an optimized model says at once
+whether it is faster than what it was made from. Model and runtime may differ there (an ONNX artifact
+runs on ONNX Runtime whatever was asked); everything else must match. Such a verdict's basis carries
+``"via": "parent"`` and ``"baseline_model"`` ("name@N"), and the banner names the parent."""
 
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from dashboard.models import Job, JobKind, JobStatus, Regression, Verdict
+from dashboard.models.registry import ZOO_ORIGINAL
 from dashboard.results.runs import Run, device_of, env_value, precision_of, runs_of, runtime_of, threads_of
 from workers.bench.stats import UNSTABLE_CI_REL_HALF_WIDTH
 
@@ -30,6 +38,9 @@ DEFAULT_THRESHOLD = 0.10
 # Older results than this many jobs of the same model and node back are not worth loading (each
 # carries raw times).
 MAX_LOOKBACK_JOBS = 200
+# What may differ between a version's result and its parent's: the model, and how it ran (the
+# artifact's format picks the runtime).
+PARENT_MAY_DIFFER = ("model", "runtime")
 
 
 def regression_threshold() -> float:
@@ -62,14 +73,15 @@ def _finished_moment(job: Job) -> datetime:
     return job.finished_at or job.created_at
 
 
-def _earlier_jobs_of_model_and_node(job: Job):
-    """Succeeded benchmarks of the same model on the same node that finished before ``job``, newest first."""
+def _earlier_jobs_of_model_and_node(job: Job, model_names: list[str] | None = None):
+    """Succeeded benchmarks of the same model (or of model_names) on the same node that finished
+    before ``job``, newest first."""
     moment = _finished_moment(job)
     return (
         Job.objects.filter(
             kind=JobKind.BENCHMARK,
             status=JobStatus.SUCCEEDED,
-            model_name=job.model_name,
+            model_name__in=model_names or [job.model_name],
             node_name=job.node_name,
         )
         .exclude(pk=job.pk)
@@ -78,15 +90,29 @@ def _earlier_jobs_of_model_and_node(job: Job):
     )
 
 
-def find_baselines(job: Job, batch_sizes: set[int]) -> dict[int, tuple[Job, Run]]:
-    """For each batch size, the most recent earlier job with the same comparison key and its run
-    there (absent: none)."""
+def _key(job: Job, may_differ: tuple[str, ...]) -> dict[str, Any]:
     key = comparison_key(job)
+    return {name: value for name, value in key.items() if name not in may_differ}
+
+
+def find_baselines(
+    job: Job,
+    batch_sizes: set[int],
+    *,
+    model_names: list[str] | None = None,
+    may_differ: tuple[str, ...] = (),
+) -> dict[int, tuple[Job, Run]]:
+    """For each batch size, the most recent earlier job with the same comparison key and its run
+    there (absent: none). model_names and may_differ widen the search to other models (a parent
+    version's results), ignoring those parts of the key."""
+    key = _key(job, may_differ)
     wanted = set(batch_sizes)
     found: dict[int, tuple[Job, Run]] = {}
     # Ids and params first, then one result at a time: a result carries every raw time and decoding
     # it is what costs, so jobs that never asked for a wanted batch size are skipped unread.
-    candidates = _earlier_jobs_of_model_and_node(job).values_list("pk", "params")[:MAX_LOOKBACK_JOBS]
+    candidates = _earlier_jobs_of_model_and_node(job, model_names).values_list("pk", "params")[
+        :MAX_LOOKBACK_JOBS
+    ]
     for candidate_id, params in candidates:
         if not wanted:
             break
@@ -96,13 +122,28 @@ def find_baselines(job: Job, batch_sizes: set[int]) -> dict[int, tuple[Job, Run]
         candidate = Job.objects.filter(pk=candidate_id).first()
         if candidate is None:  # deleted meanwhile
             continue
-        if comparison_key(candidate) != key:
+        if _key(candidate, may_differ) != key:
             continue
         for run in runs_of(candidate.result):
             if run.ok and run.batch_size in wanted:
                 found[run.batch_size] = (candidate, run)
                 wanted.discard(run.batch_size)
     return found
+
+
+def lineage_parent(job: Job) -> tuple[str, list[str]] | None:
+    """("name@N" of the parent version, the model names its results were recorded under) for a job
+    on a registered version that has a parent; None otherwise. A zoo original's results include
+    those of the zoo model itself (its bare name runs the same weights)."""
+    version = job.model_version
+    parent = version.parent if version is not None else None
+    if parent is None:
+        return None
+    label = f"{parent.model.name}@{parent.version}"
+    names = [label]
+    if parent.produced_by == ZOO_ORIGINAL:
+        names.append(parent.model.name)
+    return label, names
 
 
 def _ci_text(run: Run) -> str:
@@ -142,6 +183,15 @@ def judge(run: Run, baseline: Run, threshold: float) -> tuple[str, str]:
     return (Verdict.REGRESSION if ratio > 1.0 else Verdict.IMPROVEMENT), clear
 
 
+def _parent_basis(basis: dict[str, Any], parent_label: str, baseline_job: Job) -> dict[str, Any]:
+    return {
+        **basis,
+        "via": "parent",
+        "baseline_model": parent_label,
+        "baseline_runtime": runtime_of(baseline_job.params, baseline_job.result),
+    }
+
+
 def record_regressions(job: Job) -> list[Regression]:
     """Judge a succeeded benchmark against its baselines and store one verdict per batch size that
     has a baseline (see the module docstring for the rule); returns them ordered by batch size.
@@ -153,6 +203,16 @@ def record_regressions(job: Job) -> list[Regression]:
     threshold = regression_threshold()
     runs = {run.batch_size: run for run in runs_of(job.result) if run.ok}
     baselines = find_baselines(job, set(runs))
+    via_parent: dict[int, str] = {}
+    parent = lineage_parent(job) if set(runs) - set(baselines) else None
+    if parent is not None:
+        label, names = parent
+        missing = set(runs) - set(baselines)
+        for batch_size, found in find_baselines(
+            job, missing, model_names=names, may_differ=PARENT_MAY_DIFFER
+        ).items():
+            baselines[batch_size] = found
+            via_parent[batch_size] = label
     basis = comparison_key(job)
     verdicts = []
     for batch_size, (baseline_job, baseline_run) in sorted(baselines.items()):
@@ -174,7 +234,9 @@ def record_regressions(job: Job) -> list[Regression]:
                 ci95_high_ms=run.ci95_high_ms,
                 ratio=run.p50_ms / baseline_run.p50_ms,
                 threshold=threshold,
-                basis=basis,
+                basis=_parent_basis(basis, via_parent[batch_size], baseline_job)
+                if batch_size in via_parent
+                else basis,
                 reason=reason,
             )
         )

@@ -27,6 +27,7 @@ PARAM_LABELS = {
     "compile_mode": "torch.compile mode",
     "ort_provider": "ONNX Runtime provider",
     "ort_graph_optimization": "ONNX Runtime graph optimization",
+    "dataset": "Labeled data set (id)",
 }
 ENV_LABELS = {
     "torch_version": "PyTorch",
@@ -122,8 +123,16 @@ def summarize(result: Any) -> dict[str, Any] | None:
         "measured_points": len(runs) + len(concurrency) - failed,
         "runs": runs,
         "concurrency_runs": concurrency,
-        "headline": headline(result),
+        "headline": _headline(result),
     }
+
+
+def _headline(result: dict) -> dict[str, Any] | None:
+    if result.get("kind") in ("optimize", "auto_optimize"):
+        from dashboard.results.optimize import optimize_headline
+
+        return optimize_headline(result)
+    return headline(result)
 
 
 def without_raw_times(result: Any) -> Any:

@@ -292,11 +292,11 @@ class OptimizeResultPageTests(BaseTestCase):
         self.assertEqual(chart["original"]["p50"], 1.0)
         self.assertEqual([p["label"] for p in chart["points"] if p["pareto"]], ["onnxruntime"])
 
-    def test_the_jobs_list_shows_a_dash_for_an_optimization_without_a_headline(self):
+    def test_the_jobs_list_shows_the_final_models_p50_for_an_optimization(self):
         self.job()
         response = self.client.get("/jobs/")
         self.assertEqual(response.status_code, 200)
-        self.assertContains(response, 'data-role="p50">–</td>')
+        self.assertContains(response, 'data-role="p50">0.880 ms')
 
     def test_comparing_an_optimization_is_refused_in_words_not_an_error_page(self):
         job, other = self.job(), self.job()

@@ -41,7 +41,10 @@ def plan(
         params = decl.parse_params(item.get("params"))
         decl.check_applies(form, device)  # type: ignore[arg-type]
         if decl.needs_labeled_data and not has_labeled_data:
-            raise InvalidPassParams(f"pass {decl.name!r} needs a labeled data set, and this model has none")
+            raise InvalidPassParams(
+                f"pass {decl.name!r} needs a labeled data set, and this model has none: upload a .npz "
+                'with x and y (POST /api/datasets) and name it in the params ("dataset": <id>)'
+            )
         steps.append(Step(decl, params))
         form = decl.extra.get("produces", form)
     return steps

@@ -30,8 +30,10 @@ class StagedFile:
 
 
 class ModelStore:
-    def __init__(self, data_dir: Path) -> None:
-        self.root = Path(data_dir) / "models"
+    """Files under their SHA-256 in data_dir/<folder> (models; uploaded data sets use "datasets")."""
+
+    def __init__(self, data_dir: Path, folder: str = "models") -> None:
+        self.root = Path(data_dir) / folder
         self.incoming = self.root / ".incoming"
 
     def path_for(self, sha256: str) -> Path:

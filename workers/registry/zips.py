@@ -39,11 +39,20 @@ _MAX_COMMENT_BYTES = 0xFFFF
 class SafeZip:
     """A zip archive whose entries can only be read with a size cap; raises Rejected, never BadZipFile.
 
-    source is a path or the archive's bytes (an archive nested in another one)."""
+    source is a path or the archive's bytes (an archive nested in another one). max_total_read_bytes
+    bounds what all reads of this archive may inflate together (a data set's arrays need more than
+    a model archive's checks)."""
 
-    def __init__(self, source: Path | bytes, what: str = "the archive") -> None:
+    def __init__(
+        self,
+        source: Path | bytes,
+        what: str = "the archive",
+        *,
+        max_total_read_bytes: int = MAX_TOTAL_READ_BYTES,
+    ) -> None:
         self.what = what
         self._read_bytes = 0
+        self._budget_bytes = max_total_read_bytes
         try:
             if isinstance(source, bytes):
                 _check_end_record(io.BytesIO(source), what)
@@ -102,7 +111,7 @@ class SafeZip:
                 "too large",
                 f"entry {name!r} in {self.what} declares {info.file_size} bytes; at most {limit_bytes} are read",
             )
-        budget = MAX_TOTAL_READ_BYTES - self._read_bytes
+        budget = self._budget_bytes - self._read_bytes
         chunks: list[bytes] = []
         total = 0
         wanted = limit_bytes if truncate else limit_bytes + 1  # one byte more tells a liar
@@ -117,7 +126,7 @@ class SafeZip:
                     if total > budget:
                         raise Rejected(
                             "too large",
-                            f"{self.what} inflates past {MAX_TOTAL_READ_BYTES} bytes in the entries checked",
+                            f"{self.what} inflates past {self._budget_bytes} bytes in the entries checked",
                         )
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error) as exc:
             if isinstance(exc, Rejected):
