@@ -4,3 +4,4 @@ A test checks that every name here is a task the workers register."""
 
 RUN_JOB = "perfmon.run_job"
 VALIDATE_MODEL_VERSION = "perfmon.validate_model_version"
+PROBE_DEPLOYMENT = "perfmon.probe_deployment"

@@ -100,3 +100,7 @@ api.add_router("/models", models.router)
 from dashboard.api import passes  # noqa: E402
 
 api.add_router("/passes", passes.router)
+from dashboard.api import deployments  # noqa: E402
+
+api.add_router("/deployments", deployments.router)
+api.add_router("/ingest", deployments.ingest_router)
