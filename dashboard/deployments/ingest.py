@@ -7,7 +7,6 @@ they are stored), as the deployment's "sample" series, then published to the ale
 from __future__ import annotations
 
 import math
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -15,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from dashboard.alerting.feed import publish_observations
+from dashboard.deployments import store
 from dashboard.deployments.actions import DeploymentRefused
 from dashboard.deployments.series import latency_metric
-from dashboard.history.writer import HistoryWriter
 from dashboard.models import Deployment
 from dashboard.models.history import HOST_DEVICE
 from dashboard.permissions import PermissionDenied, Role, has_role, role_of
@@ -26,11 +25,6 @@ MAX_SAMPLES = 10_000
 MAX_AGE_S = 86_400.0
 # A sender's clock a little ahead of ours is not "the future": this much is tolerated.
 FUTURE_SKEW_S = 5.0
-
-# One writer per process keeps the series ids it has looked up; the lock keeps one request's
-# batch from being flushed by another's.
-_writer = HistoryWriter()
-_write_lock = threading.Lock()
 
 
 class IngestRefused(ValueError):
@@ -110,8 +104,7 @@ def do_ingest_latency(user, token, deployment_name: object, samples: Any, now: f
         )
     ts, values = parse_samples(samples, time.time() if now is None else now)
     metric = latency_metric(deployment.name, "sample")
-    with _write_lock:
-        stored = _writer.write_now({(deployment.node_name, metric, HOST_DEVICE): (ts, values)})
+    stored = store.write({(deployment.node_name, metric, HOST_DEVICE): (ts, values)})
     publish_observations(
         [
             (deployment.node_name, metric, None, t, v)

@@ -18,16 +18,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from dashboard.alerting.feed import publish_observations
+from dashboard.deployments import store
 from dashboard.deployments.series import latency_metric
-from dashboard.history.writer import HistoryWriter
 from dashboard.models import Deployment, Job, JobStatus
 from dashboard.models.history import HOST_DEVICE
 from dashboard.queues import queue_for
 from dashboard.tasknames import PROBE_DEPLOYMENT
 
 log = logging.getLogger(__name__)
-
-_writer = HistoryWriter()
 
 
 def _due(field: str, interval_ok: Q, now: datetime):
@@ -106,7 +104,7 @@ def record(deployment: Deployment, ts: float, stats: dict[str, float]) -> int:
     }
     if not batch:
         return 0
-    written = _writer.write_now(batch)
+    written = store.write(batch)
     publish_observations(
         [(node, latency_metric(deployment.name, s), None, ts, float(v)) for s, v in stats.items()]
     )

@@ -7,6 +7,7 @@ from unittest import mock
 
 from django.contrib.auth import get_user_model
 
+from dashboard.deployments import store
 from dashboard.models import (
     ApiToken,
     Deployment,
@@ -44,6 +45,7 @@ def make_versions(name: str = "digits", count: int = 3, status: str = ModelVersi
 
 class DeploymentApiTestCase(BaseTestCase):
     def setUp(self):
+        store.forget_ids()  # each test rolls back the series the writer would remember
         self.versions = make_versions()
 
     def post(self, path: str, body: dict, token: str | None = None):
