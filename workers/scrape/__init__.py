@@ -53,7 +53,7 @@ _TRITON = {
     "nv_inference_compute_infer_duration_us": "compute_us",
 }
 _TORCHSERVE = {
-    "ts_inference_requests_total": "count",
+    "ts_inference_requests": "count",  # ts_inference_requests_total
     "ts_inference_latency_microseconds": "duration_us",
 }
 
@@ -134,7 +134,8 @@ def read_counters(text: str, fmt: str, model: str | None = None) -> Counters:
         wanted = _TRITON if fmt == "triton" else _TORCHSERVE
         counters: Counters = {}
         for sample in samples:
-            key = wanted.get(sample.name)
+            # The parser names a counter's samples "<name>_total" whether or not the text did.
+            key = wanted.get(sample.name.removesuffix("_total"))
             if key is not None:
                 counters[key] = counters.get(key, 0.0) + float(sample.value)
         if "count" not in counters or "duration_us" not in counters:
