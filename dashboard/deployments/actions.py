@@ -117,9 +117,28 @@ def resolve_version(model: object, field: str = "model") -> tuple[ModelVersion |
     return ModelVersion.objects.select_related("model").get(model__name=name, version=int(number)), None
 
 
+def check_text(value: object, field: str) -> None:
+    """Refuse text the database cannot store: JSON lets a lone surrogate ("\\ud800") through."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DeploymentRefused(f"{field}: not valid Unicode text (it holds a lone surrogate)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, field)
+            check_text(item, f"{field}.{key}" if isinstance(key, str) else field)
+    elif isinstance(value, list):
+        for item in value:
+            check_text(item, field)
+
+
 def validate_deployment(body: dict[str, Any]) -> DeploymentSpec:
     """Check a creation request field by field; DeploymentRefused names the first bad field."""
     from dashboard.jobspec import validate_target
+
+    for field, value in body.items():
+        check_text(value, field)
 
     name = body.get("name")
     if not isinstance(name, str) or not _NAME.match(name) or len(name) > MAX_NAME_CHARS:
@@ -253,6 +272,7 @@ def do_create_deployment(user, body: dict[str, Any]) -> Deployment:
 
 def promotable_version(deployment: Deployment, text: object) -> ModelVersion:
     """The version "name@n" names, if it may become ``deployment``'s active version."""
+    check_text(text, "version")
     if not isinstance(text, str) or "@" not in text:
         example = f"{deployment.active_version.model.name}@2"
         raise DeploymentRefused(f"version: 'name@n', e.g. {example!r}, not {text!r}")

@@ -92,8 +92,12 @@ def may_ingest(user, token, deployment: Deployment) -> bool:
 
 def do_ingest_latency(user, token, deployment_name: object, samples: Any, now: float | None = None) -> int:
     """Store a request's samples as the deployment's "sample" series; returns how many."""
-    if not isinstance(deployment_name, str) or not deployment_name:
+    if not isinstance(deployment_name, str) or not deployment_name or len(deployment_name) > 100:
         raise IngestRefused("deployment: the name of a deployment")
+    try:
+        deployment_name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise IngestRefused("deployment: not valid Unicode text (it holds a lone surrogate)") from None
     deployment = Deployment.objects.filter(name=deployment_name).only("name", "node_name").first()
     if deployment is None:
         raise IngestRefused(f"deployment: unknown deployment {deployment_name!r}")
