@@ -7,7 +7,7 @@ from unittest import mock
 
 from django.contrib.auth import get_user_model
 
-from dashboard.deployments import store
+from dashboard.deployments import ingest, store
 from dashboard.models import (
     ApiToken,
     Deployment,
@@ -46,6 +46,7 @@ def make_versions(name: str = "digits", count: int = 3, status: str = ModelVersi
 class DeploymentApiTestCase(BaseTestCase):
     def setUp(self):
         store.forget_ids()  # each test rolls back the series the writer would remember
+        ingest.forget_lookups()
         self.versions = make_versions()
 
     def post(self, path: str, body: dict, token: str | None = None):
