@@ -3,6 +3,7 @@ then the mean latency during the window is compared with the same length of time
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from django.conf import settings
@@ -10,6 +11,8 @@ from django.utils import timezone
 
 from dashboard.deployments.stats import VERDICT_STATS, values_between
 from dashboard.models import DeploymentChange, VerificationVerdict
+
+log = logging.getLogger(__name__)
 
 
 def judge(change: DeploymentChange) -> tuple[str, dict]:
@@ -54,7 +57,11 @@ def verify_due(now: datetime | None = None) -> int:
     done = 0
     due = DeploymentChange.objects.filter(verdict=VerificationVerdict.WATCHING, verify_until__lte=now)
     for change in due.select_related("deployment"):
-        verdict, detail = judge(change)
+        try:
+            verdict, detail = judge(change)
+        except Exception as exc:  # say so on the change rather than retry it forever
+            log.exception("verification of change %s failed", change.pk)
+            verdict, detail = VerificationVerdict.NO_DATA, {"reason": f"could not be judged: {exc}"}
         done += DeploymentChange.objects.filter(pk=change.pk, verdict=VerificationVerdict.WATCHING).update(
             verdict=verdict, verdict_detail=detail
         )

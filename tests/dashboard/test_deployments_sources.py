@@ -99,6 +99,18 @@ class TestScrape(SourcesTestCase):
             Deployment.objects.get().scrape_state["skipped"], "counter reset (the server restarted)"
         )
 
+    def test_one_broken_scrape_config_does_not_stop_the_others(self):
+        from workers.tasks.deployments import scrape_deployments
+
+        self.create(name="other", model="digits@1", probe_interval_s=30)
+        Deployment.objects.filter(name="digits-prod").update(scrape={"format": "triton"})  # no url
+        with serving("triton_1.txt") as server:
+            Deployment.objects.filter(name="other").update(scrape={"url": server.url, "format": "triton"})
+            done = scrape_deployments()
+        self.assertEqual(done["other"], "first scrape")
+        self.assertTrue(done["digits-prod"].startswith("error"))
+        self.assertIn("KeyError", Deployment.objects.get(name="digits-prod").scrape_state["error"])
+
     def test_due_scrapes_are_claimed_once(self):
         from dashboard.deployments.probes import due_scrapes
 

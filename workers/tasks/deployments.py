@@ -65,7 +65,14 @@ def scrape_deployments() -> dict[str, str]:
     """Scrape each deployment due one; returns name -> what happened."""
     done = {}
     for deployment in probes.due_scrapes():
-        done[deployment.name] = scrape_one(deployment)
+        try:
+            done[deployment.name] = scrape_one(deployment)
+        except Exception as exc:  # a config edited into something unreadable: the others still run
+            log.exception("scrape of %s failed", deployment.name)
+            probes.set_scrape_state(
+                deployment.pk, {**(deployment.scrape_state or {}), "error": f"{type(exc).__name__}: {exc}"}
+            )
+            done[deployment.name] = f"error: {exc}"
     return done
 
 
