@@ -4,7 +4,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from dashboard.models import ApiToken, Job, Node, UserRole
+from dashboard.models import ApiToken, Deployment, DeploymentChange, Job, Node, UserRole
 from dashboard.permissions import user_role
 from dashboard.templatetags.job_labels import stop_reason_label
 
@@ -97,3 +97,32 @@ admin.site.unregister(get_user_model())
 admin.site.register(get_user_model(), PerfmonUserAdmin)
 
 from dashboard import admin_channels  # noqa: E402,F401  (registers Channel and Delivery)
+
+
+class DeploymentChangeInline(admin.TabularInline):
+    model = DeploymentChange
+    extra = 0
+    fields = ["at", "kind", "from_version", "to_version", "by", "alert", "job", "verify_until", "verdict"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "active_version",
+        "node_name",
+        "probe_interval_s",
+        "objective_ms",
+        "last_probe_at",
+    ]
+    search_fields = ["name", "node_name"]
+    readonly_fields = ["last_probe_at", "last_scrape_at", "scrape_state", "probe_state", "created_at"]
+    inlines = [DeploymentChangeInline]
+
+
+@admin.register(DeploymentChange)
+class DeploymentChangeAdmin(admin.ModelAdmin):
+    list_display = ["deployment", "kind", "from_version", "to_version", "by", "at", "verdict"]
+    list_filter = ["kind", "verdict"]

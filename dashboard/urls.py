@@ -19,4 +19,5 @@ urlpatterns = [
     path("", include("dashboard.urls_results")),
     path("", include("dashboard.urls_tokens")),
     path("", include("dashboard.urls_channels")),
+    path("", include("dashboard.urls_deployments")),
 ]

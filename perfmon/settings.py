@@ -275,3 +275,20 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("PERFMON_LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# Deployments (issue #10). After a promotion perfmon watches the deployment for this long, then
+# says whether latency improved: the mean during the window must be this fraction below the mean
+# over as long a time before it.
+DEPLOY_VERIFY_WINDOW_S = env_int("PERFMON_DEPLOY_VERIFY_WINDOW_S", 600)
+DEPLOY_VERIFY_MIN_IMPROVEMENT = float(os.environ.get("PERFMON_DEPLOY_VERIFY_MIN_IMPROVEMENT") or "0.05")
+# A probe is a short harness run: at most this long (warm-up included) on the deployment's device.
+DEPLOY_PROBE_BUDGET_S = float(os.environ.get("PERFMON_DEPLOY_PROBE_BUDGET_S") or "2.0")
+DEPLOY_PROBE_E2E_REQUESTS = 20  # HTTP round trips a probe times when the deployment has an endpoint
+DEPLOY_SCHEDULE_S = 5.0  # how often beat looks for deployments due a probe, a scrape or a verdict
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "schedule-deployment-probes": {"task": "perfmon.schedule_probes", "schedule": DEPLOY_SCHEDULE_S},
+        "scrape-deployments": {"task": "perfmon.scrape_deployments", "schedule": DEPLOY_SCHEDULE_S},
+        "verify-promotions": {"task": "perfmon.verify_promotions", "schedule": DEPLOY_SCHEDULE_S},
+    }
+)

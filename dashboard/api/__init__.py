@@ -106,3 +106,7 @@ api.add_router("/channels", channels.router)
 from dashboard.api import datasets  # noqa: E402
 
 api.add_router("/datasets", datasets.router)
+from dashboard.api import deployments  # noqa: E402
+
+api.add_router("/deployments", deployments.router)
+api.add_router("/ingest", deployments.ingest_router)

@@ -27,6 +27,7 @@ class BearerToken(HttpBearer):
             return None
         user = found.acting_user()
         request.user = user
+        request.perfmon_token = found  # what an endpoint may check beyond the role (an agent's node)
         return user
 
 

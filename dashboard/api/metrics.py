@@ -130,8 +130,14 @@ def get_many_series(
 
 
 def _series_key(item: str) -> tuple[str, int | None]:
-    metric, _, gpu = item.strip().partition(":")
-    return metric, _int(gpu, f"the GPU of {item.strip()!r}", None)
+    # Deployment latency metrics hold colons themselves ("deploy:<name>:p95_ms"): only a last
+    # part that is a number is a GPU index.
+    item = item.strip()
+    if item.startswith("deploy:"):
+        metric, _, gpu = item.rpartition(":")
+        return (metric, int(gpu)) if gpu.isdigit() and metric.count(":") >= 2 else (item, None)
+    metric, _, gpu = item.partition(":")
+    return metric, _int(gpu, f"the GPU of {item!r}", None)
 
 
 @router.get("/catalog", response={200: CatalogOut, 401: Error})

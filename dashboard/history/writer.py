@@ -146,6 +146,24 @@ class HistoryWriter:
         self.last_error = None
         return True
 
+    def write_now(self, batch: dict[SeriesKey, tuple[np.ndarray, np.ndarray]]) -> int:
+        """Write ``batch`` ((node, metric, GPU index or HOST_DEVICE) -> (epoch seconds, values),
+        finite values only) now, in one transaction, bypassing the buffer: for a request that must
+        answer whether it was stored. Raises what the database raised; then nothing was written."""
+        for key in batch:
+            if not self._valid_key(key):
+                raise ValueError(f"bad series {key!r}")
+        try:
+            self._write(batch)  # type: ignore[arg-type]  (numpy arrays serve as well as array("d"))
+        except Exception:
+            self._series_ids.clear()
+            self._node_ids.clear()
+            self._reconnect = True
+            raise
+        written = sum(len(ts) for ts, _ in batch.values())
+        self.written += written
+        return written
+
     # -- internals ---------------------------------------------------------------------------
 
     def _valid_key(self, key: SeriesKey) -> bool:

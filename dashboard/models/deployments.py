@@ -30,6 +30,9 @@ class Deployment(models.Model):
     last_scrape_at = models.DateTimeField(null=True, blank=True)
     # What a scrape needs from the previous one (counters are cumulative): {"ts", "counters": {...}}.
     scrape_state = models.JSONField(null=True, blank=True)
+    # The last probe's outcome: {"at", "status": "ok"|"skipped"|"failed", "reason"} (a skip says why:
+    # a benchmark or optimization job held the device).
+    probe_state = models.JSONField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
 
