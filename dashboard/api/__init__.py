@@ -100,3 +100,6 @@ api.add_router("/models", models.router)
 from dashboard.api import passes  # noqa: E402
 
 api.add_router("/passes", passes.router)
+from dashboard.api import alert_actions  # noqa: E402
+
+api.add_router("/alerts", alert_actions.router)
