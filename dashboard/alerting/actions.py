@@ -421,7 +421,7 @@ def _decide_promotion(row: AlertAction, job: Job) -> None:
 def measure_outcome(job: Job, spec: dict[str, Any]) -> dict[str, Any]:
     """What the action's job measured, at the deployment's batch size: {"batch_size", "before",
     "after" ({"p50_ms", "p99_ms", "score"}), "score_name" (accuracy, or agreement without a data
-    set), "speedup", "accuracy_drop" (relative), "max_accuracy_drop", "version" ({"id", "label"}),
+    set), "speedup", "accuracy_drop" (relative), "max_accuracy_drop", "version" ({"id", "model_id", "label"}),
     "reasons" (why it may not be promoted automatically; empty when the constraints held)}."""
     result = job.result or {}
     if job.kind == "auto_optimize":
@@ -441,7 +441,11 @@ def measure_outcome(job: Job, spec: dict[str, Any]) -> dict[str, Any]:
             model_id=registered["model_id"], version=registered["version"]
         ).first()
         if found is not None:
-            version = {"id": found.pk, "label": f"{registered['model']}@{registered['version']}"}
+            version = {
+                "id": found.pk,
+                "model_id": found.model_id,
+                "label": f"{registered['model']}@{registered['version']}",
+            }
     speedup = drop = None
     if before and after and before.get("p50_ms") and after.get("p50_ms"):
         speedup = before["p50_ms"] / after["p50_ms"]
