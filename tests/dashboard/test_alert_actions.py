@@ -242,3 +242,20 @@ class ValidateActionsTests(BaseTestCase):
                 with self.assertRaises(InvalidAction) as caught:
                     validate_actions(actions)
                 self.assertIn(message, str(caught.exception))
+
+
+class DocumentedExampleTests(BaseTestCase):
+    def test_the_article_demo_rule_is_valid(self):
+        """The rule scripts/demo-slow-deployment and docs/alerts.md create passes validation."""
+        import importlib.machinery
+        import importlib.util
+        from pathlib import Path
+        from types import SimpleNamespace
+
+        path = Path(__file__).resolve().parents[2] / "scripts" / "demo-slow-deployment"
+        loader = importlib.machinery.SourceFileLoader("demo_slow_deployment", str(path))
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+        loader.exec_module(module)
+        body = module.rule_body(SimpleNamespace(name="article-demo", rule="r", no_auto_promote=False))
+        self.assertEqual(validate_actions(body["actions"]), body["actions"])
+        self.assertEqual((body["threshold"], body["target"]["window"]), (50.0, "last_5"))
