@@ -122,13 +122,21 @@ def validate_actions(actions: object) -> list[dict[str, Any]]:
 
 def on_transition(alert: Alert, event: AlertEvent) -> None:
     """On entering firing: run the rule's actions in priority order, under the loop guards. On
-    resolving: approvals still awaited expire (nothing is left to fix)."""
-    if event.to_state == AlertState.FIRING and event.from_state != AlertState.FIRING:
-        run_actions(alert)
-    elif event.to_state in (AlertState.RESOLVED, AlertState.INACTIVE):
-        alert.actions.filter(status=AlertActionStatus.AWAITING_APPROVAL).update(
-            status=AlertActionStatus.EXPIRED, detail=f"the alert {event.to_state} before anyone approved"
-        )
+    resolving: approvals still awaited expire (nothing is left to fix).
+
+    Runs inside the evaluator's transaction: whatever goes wrong here is logged and undone to a
+    savepoint, never raised into the evaluator (its state change and notification stand)."""
+    try:
+        with transaction.atomic():
+            if event.to_state == AlertState.FIRING and event.from_state != AlertState.FIRING:
+                run_actions(alert)
+            elif event.to_state in (AlertState.RESOLVED, AlertState.INACTIVE):
+                alert.actions.filter(status=AlertActionStatus.AWAITING_APPROVAL).update(
+                    status=AlertActionStatus.EXPIRED,
+                    detail=f"the alert {event.to_state} before anyone approved",
+                )
+    except Exception:
+        log.exception("alert %s: its rule's actions failed on entering %s", alert.pk, event.to_state)
 
 
 def run_actions(alert: Alert) -> list[AlertAction]:

@@ -259,3 +259,14 @@ class DocumentedExampleTests(BaseTestCase):
         body = module.rule_body(SimpleNamespace(name="article-demo", rule="r", no_auto_promote=False))
         self.assertEqual(validate_actions(body["actions"]), body["actions"])
         self.assertEqual((body["threshold"], body["target"]["window"]), (50.0, "last_5"))
+
+
+class RobustnessTests(AlertActionsTestCase):
+    def test_a_fault_in_the_actions_never_reaches_the_evaluator(self):
+        rule = world.rule()
+        with mock.patch("dashboard.alerting.actions.guard", side_effect=RuntimeError("database hiccup")):
+            alert = self.fire(rule)  # no exception out of dispatch.alert_changed
+        alert.refresh_from_db()
+        self.assertEqual(alert.state, AlertState.FIRING)
+        self.assertEqual(list(alert.events.values_list("to_state", flat=True)), ["firing"])
+        self.assertFalse(Job.objects.exists())
