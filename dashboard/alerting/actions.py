@@ -370,6 +370,7 @@ def on_job_finished(job: Job) -> None:
     row.outcome = measure_outcome(job, row.spec)
     _decide_promotion(row, job)
     row.save(update_fields=["outcome"])
+    _tell_a_person_if_exhausted(row)
 
 
 def on_version_settled(version: ModelVersion) -> None:
@@ -384,6 +385,24 @@ def on_version_settled(version: ModelVersion) -> None:
         return
     _decide_promotion(row, row.job)
     row.save(update_fields=["outcome"])
+    _tell_a_person_if_exhausted(row)
+
+
+def _tell_a_person_if_exhausted(row: AlertAction) -> None:
+    """The episode's last allowed attempt ended without fixing anything while the alert still
+    fires: perfmon will not try again (actions run on entering firing only), so say so now rather
+    than at a next firing that may never come."""
+    alert = Alert.objects.select_related("rule").get(pk=row.alert_id)
+    state = ((row.outcome or {}).get("promotion") or {}).get("state")
+    if alert.state != AlertState.FIRING or state in ("promoted", "waiting", "off"):
+        return
+    attempts = alert.jobs.count()
+    if attempts >= alert.rule.max_attempts:
+        needs_attention(
+            alert,
+            f"{attempts} of {alert.rule.max_attempts} attempts of this firing used, the last one "
+            f"(job #{row.job_id}) was not promoted and the alert still fires: a person must look",
+        )
 
 
 def _decide_promotion(row: AlertAction, job: Job) -> None:

@@ -6,6 +6,7 @@ promotes in one click, and rolls back in one click."""
 from __future__ import annotations
 
 from dashboard.actions import do_finish_job
+from dashboard.alerting.actions import NEEDS_ATTENTION
 from dashboard.models import (
     DeploymentChange,
     DeploymentChangeKind,
@@ -209,3 +210,21 @@ class OneClickTests(PromotionTestCase):
         self.assertEqual(response.status_code, 400)
         self.assertIn("digits v2 is validating", response.json()["error"])
         self.assertEqual(self.active(), self.v1)
+
+
+class NeedsAttentionTests(PromotionTestCase):
+    def test_the_last_attempt_failing_while_still_firing_tells_a_person(self):
+        alert, job = self.run_action(max_attempts=1)
+        self.finish(job, None, status=JobStatus.FAILED, error="worker lost")
+        (event,) = alert.events.filter(to_state=NEEDS_ATTENTION)
+        self.assertIn(f"job #{job.pk}) was not promoted", event.reason)
+
+    def test_attempts_left_or_a_promotion_tell_no_one(self):
+        alert, job = self.run_action(max_attempts=2)
+        self.finish(job, None, status=JobStatus.FAILED, error="worker lost")
+        self.assertFalse(alert.events.filter(to_state=NEEDS_ATTENTION).exists())
+
+        alert, job = self.run_action(max_attempts=1, name="second rule")
+        v2 = self.produced(job)
+        self.finish(job, optimize_result(v2, before_ms=62.0, after_ms=31.0))
+        self.assertFalse(alert.events.filter(to_state=NEEDS_ATTENTION).exists())
