@@ -18,12 +18,27 @@ from dashboard.tasknames import RUN_JOB
 log = logging.getLogger(__name__)
 
 
-def do_submit_job(user, kind: str, model: str, params: dict, node: str | None = None) -> Job:
+def do_submit_job(
+    user,
+    kind: str,
+    model: str,
+    params: dict,
+    node: str | None = None,
+    *,
+    alert=None,
+    deployment=None,
+) -> Job:
     """Create a queued job and enqueue its task on its node's queue once the row is committed.
+
+    ``alert``/``deployment``: the alert whose rule's action started it, and the deployment it
+    optimizes (linked both ways: ``alert.jobs``, ``deployment.jobs``). ``user`` None means perfmon
+    itself acting for that alert's rule (the rule's author needed the operator role to give it
+    actions); it is allowed only with an alert, so no request can submit as no one.
 
     Raises dashboard.permissions.PermissionDenied for a viewer, dashboard.jobspec.InvalidJob for a
     submission we refuse."""
-    require(user, Role.OPERATOR, "submitting a job")
+    if user is not None or alert is None:
+        require(user, Role.OPERATOR, "submitting a job")
     kind, model, params, node = validate_submission(kind, model, params, node)
     queue = kinds.get(kind).queue_rule(params, node)
     job = Job.objects.create(
@@ -34,6 +49,8 @@ def do_submit_job(user, kind: str, model: str, params: dict, node: str | None = 
         owner=user,
         target_node=node,
         queue=queue,
+        alert=alert,
+        deployment=deployment,
     )
     # The worker must find the row it is told about, so enqueue only after the commit.
     transaction.on_commit(lambda: _enqueue(job))
@@ -120,8 +137,22 @@ def do_finish_job(job_id: int, status: str, *, result: dict | None = None, error
             except Exception:  # what follows success must not cost the job its result
                 log.exception("job %s: its kind's on-success step failed", job_id)
             job = Job.objects.get(pk=job_id)
+        if updated and job.alert_id is not None:
+            _alert_job_finished(job)
     live.push_job(job)
     return job
+
+
+def _alert_job_finished(job: Job) -> None:
+    """An alert's action job ended: the alert records its before/after and, when its rule allows
+    and the constraints held, promotes the result. Never costs the job its result."""
+    from dashboard.alerting.actions import on_job_finished
+
+    try:
+        with transaction.atomic():
+            on_job_finished(job)
+    except Exception:
+        log.exception("job %s: recording it on alert %s failed", job.pk, job.alert_id)
 
 
 def do_finish_cancelled_job(job_id: int, result: dict | None) -> Job:

@@ -111,12 +111,16 @@ def do_register_file(
     architecture: str | None = None,
     input_spec: InputSpec | None = None,
     description: str = "",
+    as_perfmon: bool = False,
 ) -> ModelVersion:
     """Register a model file some job wrote (e.g. produced_by="pruning job #12", parent=its input).
 
-    The file is copied into the store and goes through the same checks and validation as an upload."""
+    The file is copied into the store and goes through the same checks and validation as an upload.
+    ``as_perfmon``: perfmon registers it for an alert rule's action job, whose permission was
+    checked when the rule was given its actions; no user's rights apply."""
     name = _check_name(name)
-    _require_may_add(user, RegisteredModel.objects.filter(name=name).first())
+    if not as_perfmon:
+        _require_may_add(user, RegisteredModel.objects.filter(name=name).first())
     store = model_store()
     staged = store.stage_file(path, settings.PERFMON_MAX_UPLOAD_BYTES)
     try:
@@ -131,6 +135,7 @@ def do_register_file(
             parent=parent,
             produced_by=produced_by,
             description=description,
+            as_perfmon=as_perfmon,
         )
     finally:
         store.discard(staged)
@@ -188,6 +193,7 @@ def _register(
     parent: ModelVersion | None,
     produced_by: str,
     description: str,
+    as_perfmon: bool = False,
 ) -> ModelVersion:
     checked = check_upload(
         staged.path,
@@ -204,7 +210,7 @@ def _register(
             model, created = RegisteredModel.objects.get_or_create(
                 name=name, defaults={"owner": user, "description": description}
             )
-            if not created:  # made by someone else since the early check
+            if not created and not as_perfmon:  # made by someone else since the early check
                 _require_may_add(user, model)
             # Locks the model's row where the database can (PostgreSQL); SQLite's IMMEDIATE
             # transactions already serialize writers. The unique constraint backs both.
@@ -263,9 +269,23 @@ def do_finish_validation(
         version = ModelVersion.objects.select_related("model").get(pk=version_id)
         if changed and status == ModelVersionStatus.REJECTED:
             _remove_file_unless_used(version.sha256)
+        if changed and version.produced_by_job_id is not None:
+            _produced_version_settled(version)
     if changed:
         _push_model(version.model_id, "validated", version.to_json())
     return version
+
+
+def _produced_version_settled(version: ModelVersion) -> None:
+    """A version an alert's action job produced is ready (or rejected): the alert may now promote
+    it. Never undoes the verdict."""
+    from dashboard.alerting.actions import on_version_settled
+
+    try:
+        with transaction.atomic():
+            on_version_settled(version)
+    except Exception:
+        log.exception("model version %s: the alert that produced it could not act on it", version.pk)
 
 
 class ModelInUse(Exception):
@@ -361,6 +381,9 @@ def do_register_produced_version(job: Job, artifact: dict) -> ModelVersion:
             parent=parent,
             declared_format=artifact["format"],
             input_spec=InputSpec.from_json(artifact["input_spec"]),
+            # An alert's action job (perfmon's own, or approved by an operator) adds the version
+            # as perfmon: the deployment names exact versions, so no one's next job changes.
+            as_perfmon=job.alert_id is not None,
         )
         ModelVersion.objects.filter(pk=version.pk).update(produced_by_job=job)
         registered = {"model_id": version.model_id, "model": parent.model.name, "version": version.version}
@@ -401,6 +424,7 @@ def _zoo_original(job: Job) -> ModelVersion:
         return do_register_file(
             job.owner,
             weights,
+            as_perfmon=getattr(job, "alert_id", None) is not None,
             name=entry.name,
             produced_by=ZOO_ORIGINAL,
             declared_format="safetensors",

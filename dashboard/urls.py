@@ -20,4 +20,5 @@ urlpatterns = [
     path("", include("dashboard.urls_tokens")),
     path("", include("dashboard.urls_channels")),
     path("", include("dashboard.urls_deployments")),
+    path("", include("dashboard.urls_alert_detail")),
 ]

@@ -110,3 +110,6 @@ from dashboard.api import deployments  # noqa: E402
 
 api.add_router("/deployments", deployments.router)
 api.add_router("/ingest", deployments.ingest_router)
+from dashboard.api import alert_actions  # noqa: E402
+
+api.add_router("/alerts", alert_actions.router)

@@ -3,6 +3,8 @@
 from dashboard.models.alerting import (
     OPEN_STATES,
     Alert,
+    AlertAction,
+    AlertActionStatus,
     AlertEvent,
     AlertState,
     Channel,
@@ -33,6 +35,8 @@ from dashboard.models.tokens import TOKEN_PREFIX, ApiToken, TokenRefused, hash_t
 __all__ = [
     "OPEN_STATES",
     "Alert",
+    "AlertAction",
+    "AlertActionStatus",
     "AlertEvent",
     "AlertState",
     "Channel",

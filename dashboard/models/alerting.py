@@ -205,3 +205,42 @@ class Delivery(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+
+class AlertActionStatus(models.TextChoices):
+    # The rule's {"kind": "notify"} marker: the rule's channels carry the notification.
+    DONE = "done"
+    AWAITING_APPROVAL = "awaiting_approval", "awaiting approval"
+    # The job is submitted; what happens next is the job's own status.
+    SUBMITTED = "submitted"
+    # A loop guard held it back (a job in flight, the cooldown, the attempts of this episode).
+    BLOCKED = "blocked"
+    # It could not be submitted: invalid params, a refusal, no deployment to act on.
+    FAILED = "failed"
+    # Awaiting approval when the alert resolved: nothing left to approve.
+    EXPIRED = "expired"
+
+
+class AlertAction(models.Model):
+    """One action of a rule taken (or held back) for one alert when it entered firing: a row per
+    attempt, as deliveries are, so the alert page shows what perfmon did and why it did not."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="actions")
+    position = models.PositiveSmallIntegerField(help_text="index in the rule's actions (priority order)")
+    kind = models.CharField(max_length=32)
+    spec = models.JSONField(default=dict, help_text="the action as the rule said when it fired")
+    status = models.CharField(max_length=20, choices=AlertActionStatus.choices)
+    detail = models.TextField(default="", blank=True, help_text="why it was held back or failed")
+    job = models.ForeignKey(
+        "dashboard.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="alert_actions"
+    )
+    # Once the job ended: measured before/after, the produced version and the auto-promote decision.
+    outcome = models.JSONField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
