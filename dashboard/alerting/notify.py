@@ -38,6 +38,9 @@ from dashboard.tasknames import DELIVER_NOTIFICATION
 log = logging.getLogger(__name__)
 
 NOTIFIED_STATES = frozenset({AlertState.FIRING, AlertState.NODATA, AlertState.ERROR, AlertState.RESOLVED})
+# Not a state of the alert but an event the rule's actions record once an episode: perfmon will not
+# act again and a person must look. Notified like a firing alert, with the reason; repeats unchanged.
+NEEDS_ATTENTION = "needs_attention"
 # The queue of the delivery task: the maintenance worker consumes it (a thread pool, so a slow
 # receiver never holds up the job sweeps and no benchmark waits for a webhook).
 NOTIFY_QUEUE = "notify"
@@ -77,6 +80,9 @@ def _guarded(function, alert: Alert, *args) -> bool:
 def _notify_transition(alert: Alert, event: AlertEvent) -> None:
     state = event.to_state
     _schedule_count_push()
+    if state == NEEDS_ATTENTION:
+        _notify_needs_attention(alert, event)
+        return
     if state not in NOTIFIED_STATES:
         return
     now = timezone.now()
@@ -89,6 +95,18 @@ def _notify_transition(alert: Alert, event: AlertEvent) -> None:
     channels = _channels(alert, state)
     sent = _create_deliveries(alert, state, value, channels, repeat=0)
     _set_times(alert, now if sent else None, _next_notify(alert, state, now, held=False))
+
+
+def _notify_needs_attention(alert: Alert, event: AlertEvent) -> None:
+    """Silences hold it back like any notification; the alert's repeat timing is left as it is."""
+    held = suppressed(alert)
+    if held:
+        log.info("alert %s needs attention, not notified: %s", alert.pk, held)
+        return
+    value = event.value if event.value is not None else alert.value
+    _create_deliveries(
+        alert, NEEDS_ATTENTION, value, _channels(alert, NEEDS_ATTENTION), repeat=0, reason=event.reason
+    )
 
 
 def _notify_repeat(alert: Alert) -> None:
@@ -151,7 +169,9 @@ def idempotency_key(alert: Alert, state: str, repeat: int = 0) -> str:
     receiver can drop duplicates. A repeat (a reminder of the same firing) gets its own suffix, or a
     receiver deduplicating by key would drop every reminder."""
     start = (
-        alert.started_at if state in (AlertState.FIRING, AlertState.RESOLVED) and alert.started_at else None
+        alert.started_at
+        if state in (AlertState.FIRING, AlertState.RESOLVED, NEEDS_ATTENTION) and alert.started_at
+        else None
     )
     start = start or alert.pending_since
     key = f"{alert.fingerprint}:{state}:{start.isoformat()}"
@@ -241,11 +261,13 @@ def _channels(alert: Alert, state: str) -> list[Channel]:
 
 
 def _create_deliveries(
-    alert: Alert, state: str, value: float | None, channels: list[Channel], repeat: int
+    alert: Alert, state: str, value: float | None, channels: list[Channel], repeat: int, reason: str = ""
 ) -> list[int]:
     if not channels:
         return []
     notice = notice_for(alert, state, value, repeat)
+    if reason:
+        notice.annotations["reason"] = reason
     key = idempotency_key(alert, state, repeat)
     ids = []
     for channel in channels:
@@ -305,6 +327,8 @@ def _summary(alert: Alert, state: str, value: float | None) -> str:
         return f"{rule.name}: no data"
     if state == AlertState.ERROR:
         return f"{rule.name}: evaluation error: {alert.error or 'unknown'}"
+    if state == NEEDS_ATTENTION:
+        return f"{rule.name}: perfmon will not act again, a person must look ({shown})"
     return f"{rule.name}: {shown} {rule.op} {rule.threshold:g}"
 
 

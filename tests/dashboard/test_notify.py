@@ -102,6 +102,28 @@ class WhichNotificationsTest(NotifyTestCase):
         self.assertIsNotNone(alert.last_notified_at)
         self.assertEqual(alert.next_notify_at, alert.last_notified_at + timedelta(seconds=3600))
 
+    def test_needs_attention_reaches_the_channels_with_its_reason_and_keeps_the_repeat_time(self):
+        alert = self.alert()
+        self.move(alert, AlertState.FIRING, 85.0, sends=1)
+        alert.refresh_from_db()
+        next_repeat = alert.next_notify_at
+        event = AlertEvent.objects.create(
+            alert=alert,
+            from_state=alert.state,
+            to_state="needs_attention",
+            value=85.0,
+            reason="3 of 3 attempts",
+        )
+        with self.captureOnCommitCallbacks(execute=False):
+            dispatch.alert_changed(alert, event)
+        (row,) = Delivery.objects.filter(alert_state="needs_attention")
+        am = row.payload["alerts"][0]
+        self.assertEqual(row.payload["status"], "firing")
+        self.assertEqual(am["annotations"]["reason"], "3 of 3 attempts")
+        self.assertIn("a person must look", am["annotations"]["summary"])
+        alert.refresh_from_db()
+        self.assertEqual(alert.next_notify_at, next_repeat)
+
     def test_pending_and_a_pending_episode_that_cleared_notify_nobody(self):
         alert = self.alert(state="")
         self.move(alert, AlertState.PENDING, 82.0, sends=0)
