@@ -100,3 +100,8 @@ api.add_router("/models", models.router)
 from dashboard.api import passes  # noqa: E402
 
 api.add_router("/passes", passes.router)
+from dashboard.api import alerts, rules  # noqa: E402
+
+api.add_router("/rules", rules.router)
+api.add_router("/alerts", alerts.router)
+api.add_router("/silences", alerts.silences_router)
