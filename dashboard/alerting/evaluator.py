@@ -17,6 +17,7 @@ nothing."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -34,11 +35,13 @@ from django.db.models import Count, Max, Sum
 
 from dashboard.alerting import dispatch, feed, state, targets
 from dashboard.alerting.state import Condition, Episode, Outcome
-from dashboard.models import Alert, AlertEvent, Rule
+from dashboard.models import Alert, AlertEvent, Deployment, Node, Rule
 
 log = logging.getLogger(__name__)
 
 LAST_ID_KEY = "perfmon:evaluator:last_id"
+STATS_KEY = "perfmon:evaluator:stats"  # JSON, rewritten every STATS_EVERY_S (bench/rules.py reads it)
+STATS_EVERY_S = 5.0
 REPLAY_MAX_S = 300.0
 TICK_S = 1.0
 FLUSH_EVERY_S = 10.0  # open alerts' last value and last data time, in one bulk update
@@ -93,6 +96,7 @@ class Series:
     last_data_at: float | None = None
     values: deque = field(default_factory=deque)  # (ts, value) for windowed statistics
     dirty: bool = False
+    alert: Alert | None = None  # the open episode's row, as last saved
 
 
 @dataclass
@@ -202,12 +206,14 @@ class Evaluator:
         for alert in Alert.objects.filter(is_open=True):
             open_alerts.setdefault(alert.rule_id, []).append(alert)
         seen: set[int] = set()
+        nodes = {node.name: node for node in Node.objects.all()}
+        deployments = {d.name: d for d in Deployment.objects.all()}
         for rule in Rule.objects.filter(enabled=True):
             seen.add(rule.pk)
             old = self.rules.get(rule.pk)
             if old is not None and old.version == _version(rule):
                 continue
-            runtime = self._compile(rule)
+            runtime = self._compile(rule, nodes, deployments)
             if old is not None and old.target_key == runtime.target_key:
                 runtime.series = old.series
             else:
@@ -249,12 +255,12 @@ class Evaluator:
             return f"{labels.get('node')}|{targets.BENCH_METRIC}{labels.get('model')}"
         return ""
 
-    def _compile(self, rule: Rule) -> RuntimeRule:
+    def _compile(self, rule: Rule, nodes: dict, deployments: dict) -> RuntimeRule:
         error = ""
         watch: targets.Watch | None = None
         try:
-            watch = targets.compile_target(targets.validate(rule.target))
-        except targets.TargetError as exc:
+            watch = targets.compile_target(rule.target, nodes, deployments)
+        except (targets.TargetError, KeyError, TypeError, ValueError) as exc:
             error = str(exc)
         base = {"alertname": rule.name, "severity": rule.severity, **(rule.labels or {})}
         runtime = RuntimeRule(
@@ -269,7 +275,10 @@ class Evaluator:
             deployment_id=watch.deployment_id if watch else None,
         )
         if error:  # the target cannot be watched (a deleted deployment): an error state, visible
-            labels = targets.series_labels(rule.target) if isinstance(rule.target, dict) else {}
+            try:
+                labels = targets.series_labels(rule.target)
+            except (KeyError, TypeError):
+                labels = {}
             runtime.series[""] = Series(labels=labels, fingerprint=targets.fingerprint(rule.pk, labels))
         return runtime
 
@@ -320,15 +329,17 @@ class Evaluator:
             series = runtime.series[sid] = Series(
                 labels=labels, fingerprint=targets.fingerprint(runtime.rule_id, labels)
             )
-        series.last_data_at = at
+        if series.last_data_at is None or at > series.last_data_at:
+            series.last_data_at = at
         try:
             computed = runtime.value(series, ts, value)
         except Exception as exc:  # a statistic that cannot be computed is an error state, not silence
             return self._apply(runtime, series, state.fail(runtime.cond, series.episode, str(exc), at), at)
         out = state.observe(runtime.cond, series.episode, computed, at)
-        if out.episode is not None and not out.changes:
+        if not out.changes and not out.repeat:
+            if out.episode is not None:
+                series.dirty = True
             series.episode = out.episode
-            series.dirty = True
             return 0
         n = self._apply(runtime, series, out, at)
         if n and published_at is not None:
@@ -381,6 +392,7 @@ class Evaluator:
                 self.rules_stamp = None
                 return 0
             series.alert_id = None if closing else alert.pk
+            series.alert = None if closing else alert
             self.transitions += 1
         if out.repeat and out.episode is not None and series.alert_id is not None:
             with transaction.atomic():
@@ -412,8 +424,10 @@ class Evaluator:
                 labels={**runtime.base_labels, **series.labels},
                 deployment_id=runtime.deployment_id,
             )
+        elif series.alert is not None and series.alert.pk == series.alert_id:
+            alert = series.alert  # this process is the only writer of an open alert's state
         else:
-            alert = Alert.objects.select_for_update().get(pk=series.alert_id)
+            alert = Alert.objects.get(pk=series.alert_id)
         alert.state = change.to_state
         alert.is_open = not closing
         alert.value = change.value if change.value is not None else ep.value
@@ -498,13 +512,36 @@ class Evaluator:
         if not reply:
             return last_id
         now = self.clock()
-        for entry_id, fields in reply[0][1]:
-            published = float(fields.get(b"t", now))
-            at = min(published, now)
-            self.handle(feed.decode(fields[b"p"]), at, published_at=published)
-            last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        # One transaction for the batch (each change still has its own savepoint): a commit per
+        # state change would bound the evaluator to the database's fsync rate.
+        with transaction.atomic():
+            for entry_id, fields in reply[0][1]:
+                published = float(fields.get(b"t", now))
+                at = min(published, now)
+                self.handle(feed.decode(fields[b"p"]), at, published_at=published)
+                last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         self.redis.set(LAST_ID_KEY, last_id)
         return last_id
+
+    def stats(self) -> dict[str, Any]:
+        """Points read, state changes, and the lag from publishing a point to the state change it
+        caused (milliseconds, over the last 100,000 changes)."""
+        lags = sorted(self.lags)
+
+        def pct(q: float) -> float | None:
+            return round(lags[min(len(lags) - 1, int(q * len(lags)))] * 1000, 2) if lags else None
+
+        return {
+            "rules": len(self.rules),
+            "points": self.points,
+            "transitions": self.transitions,
+            "lag_n": len(lags),
+            "lag_p50_ms": pct(0.50),
+            "lag_p99_ms": pct(0.99),
+            "lag_max_ms": round(lags[-1] * 1000, 2) if lags else None,
+            "cpu_s": time.process_time(),
+            "at": self.clock(),
+        }
 
     def run(self, stop: threading.Event) -> None:
         self.load()
@@ -516,6 +553,7 @@ class Evaluator:
             last_id = info["last-generated-id"].decode() if info else "0-0"
         log.info("evaluator: %d rules, reading %s after %s", len(self.rules), feed.STREAM, last_id)
         next_tick = self.clock()
+        next_stats = next_tick + STATS_EVERY_S
         while not stop.is_set():
             try:
                 wait_ms = max(1, int((next_tick - self.clock()) * 1000))
@@ -523,8 +561,12 @@ class Evaluator:
                 if self.clock() >= next_tick:
                     close_old_connections()
                     self.maybe_reload()
-                    self.tick()
+                    with transaction.atomic():
+                        self.tick()
                     next_tick = self.clock() + TICK_S
+                if self.clock() >= next_stats:
+                    self.redis.set(STATS_KEY, json.dumps(self.stats()))
+                    next_stats = self.clock() + STATS_EVERY_S
             except (redis.RedisError, OSError) as exc:
                 log.warning("evaluator: Redis unavailable (%s); retrying", exc)
                 stop.wait(1.0)
