@@ -17,4 +17,5 @@ urlpatterns = [
     path("", include("dashboard.urls_models")),
     path("", include("dashboard.urls_results")),
     path("", include("dashboard.urls_tokens")),
+    path("", include("dashboard.urls_alerting")),
 ]
