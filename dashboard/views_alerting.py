@@ -41,7 +41,7 @@ class RuleForm(forms.Form):
     stat = forms.ChoiceField(choices=[(s, s) for s in STATS], required=False, initial="mean")
     window = forms.CharField(required=False, initial="5m", help_text='"5m", "30s", "1h", or "last_5"')
     model = forms.CharField(required=False, help_text="benchmarks: a model name (empty: any)")
-    op = forms.ChoiceField(choices=Comparator.choices, initial=">")
+    op = forms.ChoiceField(choices=[(c.value, c.value) for c in Comparator], initial=">")
     threshold = forms.FloatField()
     resolve_threshold = forms.FloatField(required=False, help_text="hysteresis; empty = the threshold")
     for_s = forms.IntegerField(initial=0, label="For (s)", help_text="pending this long before firing")
