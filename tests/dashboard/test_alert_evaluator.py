@@ -3,6 +3,7 @@ and dispatch calls, and a restart neither resets a pending timer nor notifies a 
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -237,3 +238,24 @@ def test_disabling_a_rule_closes_its_open_alert(node, dispatched):
     ev.maybe_reload()
     alert = Alert.objects.get()
     assert alert.state == "resolved" and not alert.is_open
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_running_evaluator_follows_the_stream_and_stops_when_told(stream, dispatched):
+    Node.objects.create(name="gpu-a", info={"gpus": [{"index": 0}]})
+    temp_rule(for_s=0)
+    evaluator = Evaluator()
+    stop = threading.Event()
+    runner = threading.Thread(target=evaluator.run, args=(stop,))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not Alert.objects.filter(state="firing").exists() and time.monotonic() < deadline:
+            feed.publish_observations([temp(95, time.time())])
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        runner.join(30)
+    assert not runner.is_alive()
+    assert Alert.objects.get().state == "firing"
+    assert [c[2] for c in dispatched] == ["firing"]
