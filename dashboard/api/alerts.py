@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.utils import timezone
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
 from dashboard.alerting.rules import RuleInvalid, do_ack_alert, do_create_silence, do_end_silence
 from dashboard.alerting.silences import is_silenced
 from dashboard.api.errors import READ_ERRORS, WRITE_ERRORS, Error
-from dashboard.models import Alert, AlertState, Rule, Silence
+from dashboard.models import Alert, Rule, Silence
 
 router = Router(tags=["alerting"])
 silences_router = Router(tags=["alerting"])
@@ -92,8 +92,13 @@ def alert_json(alert: Alert, events: bool = False) -> dict[str, Any]:
     return data
 
 
+StateFilter = Literal["", "open", "pending", "firing", "nodata", "error", "resolved", "inactive"]
+
+
 @router.get("", response={200: list[AlertOut], 400: Error, 401: Error})
-def list_alerts(request, state: str = "", rule: int | None = None, limit: int = 100):
+def list_alerts(
+    request, state: StateFilter = "", rule: int | None = None, limit: int = Query(100, ge=1, le=MAX_ALERTS)
+):
     """Newest first. ``state``: pending, firing, nodata, error, resolved, inactive, or "open" (any of
     the first four). ``rule``: one rule's. ``limit``: 1..500."""
     alerts = Alert.objects.select_related("rule", "acked_by", "deployment").prefetch_related(
@@ -102,13 +107,9 @@ def list_alerts(request, state: str = "", rule: int | None = None, limit: int = 
     if state == "open":
         alerts = alerts.filter(is_open=True)
     elif state:
-        if state not in AlertState.values:
-            return Status(400, {"error": f"state {state!r}: one of open, {', '.join(AlertState.values)}"})
         alerts = alerts.filter(state=state)
     if rule is not None:
         alerts = alerts.filter(rule_id=rule)
-    if not 1 <= limit <= MAX_ALERTS:
-        return Status(400, {"error": f"limit must be from 1 to {MAX_ALERTS}"})
     return [alert_json(alert) for alert in alerts[:limit]]
 
 
