@@ -46,6 +46,21 @@ REPLAY_MAX_S = 300.0
 TICK_S = 1.0
 FLUSH_EVERY_S = 10.0  # open alerts' last value and last data time, in one bulk update
 READ_COUNT = 500
+# The Alert fields the evaluator owns; it never writes the others (acknowledgement, deployment, ...).
+EVALUATOR_FIELDS = [
+    "state",
+    "is_open",
+    "value",
+    "pending_since",
+    "started_at",
+    "resolved_at",
+    "keep_firing_until",
+    "next_notify_at",
+    "last_notified_at",
+    "last_data_at",
+    "last_eval_at",
+    "error",
+]
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -239,9 +254,14 @@ class Evaluator:
             if old is not None and old.target_key != runtime.target_key:
                 self._close_all(old, "rule's target changed")
             self.rules[rule.pk] = runtime
-        for rule_id in list(self.rules):
-            if rule_id not in seen:
-                self._close_all(self.rules.pop(rule_id), "rule disabled or deleted")
+        gone = set(self.rules) - seen
+        if gone:
+            still_there = set(Rule.objects.filter(pk__in=gone).values_list("pk", flat=True))
+            for rule_id in gone:
+                runtime = self.rules.pop(rule_id)
+                if rule_id in still_there:  # disabled: close its open alerts, with a row saying why
+                    self._close_all(runtime, "rule disabled")
+                # deleted: its alerts went with it
         # Open alerts of rules disabled while no evaluator ran.
         for rule_id, alerts in open_alerts.items():
             if rule_id not in seen:
@@ -442,7 +462,10 @@ class Evaluator:
             alert.last_notified_at = _dt(change.at)
         if closing:
             alert.resolved_at = _dt(change.at)
-        alert.save()
+        if alert.pk is None:
+            alert.save()
+        else:  # only the evaluator's fields: an ack (or notify's bookkeeping) made meanwhile stays
+            alert.save(update_fields=EVALUATOR_FIELDS)
         return alert
 
     def _close_all(self, runtime: RuntimeRule, reason: str) -> None:

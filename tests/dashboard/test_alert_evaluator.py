@@ -259,3 +259,22 @@ def test_the_running_evaluator_follows_the_stream_and_stops_when_told(stream, di
     assert not runner.is_alive()
     assert Alert.objects.get().state == "firing"
     assert [c[2] for c in dispatched] == ["firing"]
+
+
+def test_deleting_a_rule_drops_it_and_an_ack_survives_later_changes(node, dispatched):
+    gone = temp_rule(name="gone", for_s=0)
+    kept = temp_rule(
+        name="kept", for_s=0, keep_firing_for_s=0, target={"metric": "host.cpu_percent", "node": "gpu-a"}
+    )
+    clock = Clock()
+    ev = Evaluator(clock=clock)
+    ev.load()
+    ev.handle([temp(85, clock.now), ("gpu-a", "host.cpu_percent", None, clock.now, 95)], clock.now)
+    gone.delete()
+    ev.maybe_reload()
+    assert gone.pk not in ev.rules and kept.pk in ev.rules
+    alert = Alert.objects.get(rule=kept)
+    Alert.objects.filter(pk=alert.pk).update(acked_at=timezone.now())  # an operator acknowledges
+    ev.handle([("gpu-a", "host.cpu_percent", None, clock.now + 1, 10)], clock.now + 1)
+    alert.refresh_from_db()
+    assert alert.state == "resolved" and alert.acked_at is not None
