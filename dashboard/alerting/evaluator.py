@@ -202,6 +202,7 @@ class Evaluator:
         self.last_flush = self.started_at
         self.transitions = 0
         self.points = 0
+        self.handled_until = self._saved_id_time()  # when the last stream entry handled was published
         # (point publish time, change time) of the last transitions, for bench/rules.py
         self.lags: deque[float] = deque(maxlen=100_000)
 
@@ -251,6 +252,14 @@ class Evaluator:
                     )
                     if runtime.series[""].last_data_at is None:
                         runtime.series[""].last_data_at = now  # no data yet: count from now
+            fresh = runtime.series.get("")
+            if (
+                runtime.watch is not None
+                and runtime.watch.kind == "deployment"
+                and fresh
+                and not fresh.values
+            ):
+                self._warm_up(runtime.watch, fresh, now)
             if old is not None and old.target_key != runtime.target_key:
                 self._close_all(old, "rule's target changed")
             self.rules[rule.pk] = runtime
@@ -268,6 +277,23 @@ class Evaluator:
                 for alert in alerts:
                     self._close_row(alert, "rule disabled")
         self._index()
+
+    def _warm_up(self, watch: targets.Watch, series: Series, now: float) -> None:
+        """A windowed statistic starts from the history, not from nothing: after a restart "mean
+        of the last 5" means the last 5 values, not the first one to arrive. Values after the last
+        stream entry handled are left to the stream (they are replayed), so none counts twice."""
+        from dashboard.history.query import raw_points
+
+        until = self.handled_until if self.handled_until is not None else now
+        lookback = watch.window_s if watch.window_s is not None else 48 * 3600.0
+        points = sorted(
+            point
+            for metric in watch.metrics
+            for point in raw_points(watch.node or "", metric, None, until - lookback, until + 0.001)
+        )
+        if watch.last_n is not None:
+            points = points[-watch.last_n :]
+        series.values.extend(points)
 
     def _sid_of(self, runtime: RuntimeRule, alert: Alert) -> str:
         if runtime.watch is not None and runtime.watch.kind == "benchmark":
@@ -515,6 +541,13 @@ class Evaluator:
             )
 
     # ----- the stream ------------------------------------------------------------------------
+
+    def _saved_id_time(self) -> float | None:
+        try:
+            saved = self.redis.get(LAST_ID_KEY)
+        except redis.RedisError:
+            return None
+        return int(saved.decode().split("-")[0]) / 1000.0 if saved else None
 
     def start_id(self) -> str:
         """Where to resume: after the last id handled, but no further back than REPLAY_MAX_S."""

@@ -278,3 +278,26 @@ def test_deleting_a_rule_drops_it_and_an_ack_survives_later_changes(node, dispat
     ev.handle([("gpu-a", "host.cpu_percent", None, clock.now + 1, 10)], clock.now + 1)
     alert.refresh_from_db()
     assert alert.state == "resolved" and alert.acked_at is not None
+
+
+def test_a_restarted_evaluator_computes_last_n_from_the_history_not_from_nothing(node, dispatched, stream):
+    from dashboard.history.writer import HistoryWriter
+
+    make_deployment()
+    Rule.objects.create(
+        name="slow",
+        target={"deployment": "digits-prod", "stat": "mean", "window": "last_5"},
+        op=">",
+        threshold=50,
+        resolve_threshold=45,
+    )
+    clock = Clock(time.time())
+    writer = HistoryWriter()
+    for i, latency in enumerate([80, 80, 80, 80]):  # four slow probes stored before the restart
+        writer.add("gpu-a", clock.now - 40 + i * 10, [("deploy:digits-prod:mean_ms", None, float(latency))])
+    writer.flush()
+    ev = Evaluator(clock=clock)
+    ev.load()
+    ev.handle([("gpu-a", "deploy:digits-prod:mean_ms", None, clock.now, 10.0)], clock.now)
+    alert = Alert.objects.get()
+    assert alert.state == "firing" and alert.value == pytest.approx(66)  # (4 x 80 + 10) / 5, not 10
