@@ -233,6 +233,9 @@ class Evaluator:
             if old is not None and old.target_key == runtime.target_key:
                 runtime.series = old.series
             else:
+                if old is not None:  # its target changed: the old series' episodes end here
+                    self._close_all(old, "rule's target changed")
+                    open_alerts.pop(rule.pk, None)
                 for alert in open_alerts.get(rule.pk, []):
                     sid = self._sid_of(runtime, alert)
                     runtime.series[sid] = Series(
@@ -260,8 +263,6 @@ class Evaluator:
                 and not fresh.values
             ):
                 self._warm_up(runtime.watch, fresh, now)
-            if old is not None and old.target_key != runtime.target_key:
-                self._close_all(old, "rule's target changed")
             self.rules[rule.pk] = runtime
         gone = set(self.rules) - seen
         if gone:

@@ -301,3 +301,20 @@ def test_a_restarted_evaluator_computes_last_n_from_the_history_not_from_nothing
     ev.handle([("gpu-a", "deploy:digits-prod:mean_ms", None, clock.now, 10.0)], clock.now)
     alert = Alert.objects.get()
     assert alert.state == "firing" and alert.value == pytest.approx(66)  # (4 x 80 + 10) / 5, not 10
+
+
+def test_changing_a_rules_target_closes_its_alert_and_watches_the_new_series(node, dispatched):
+    Node.objects.filter(pk=node.pk).update(info={"gpus": [{"index": 0}, {"index": 1}]})
+    rule = temp_rule(for_s=0)
+    clock = Clock()
+    ev = Evaluator(clock=clock)
+    ev.load()
+    ev.handle([temp(85, clock.now)], clock.now)
+    new_target = {"metric": "gpu.temperature_c", "node": "gpu-a", "gpu": 1}
+    Rule.objects.filter(pk=rule.pk).update(target=new_target, updated_at=timezone.now())
+    ev.maybe_reload()
+    old = Alert.objects.get()
+    assert (old.state, old.is_open) == ("resolved", False)
+    ev.handle([("gpu-a", "gpu.temperature_c", 1, clock.now + 1, 90)], clock.now + 1)
+    new = Alert.objects.get(is_open=True)
+    assert new.pk != old.pk and new.labels["gpu"] == "1" and new.state == "firing"
