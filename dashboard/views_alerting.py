@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -98,8 +99,8 @@ def initial_of(rule: Rule) -> dict[str, Any]:
 
 
 def _rules_page(request, form: RuleForm, status: int = 200) -> HttpResponse:
-    rules = Rule.objects.prefetch_related("alerts")
-    rows = [(rule, [a for a in rule.alerts.all() if a.is_open]) for rule in rules]
+    rules = Rule.objects.prefetch_related(Prefetch("alerts", queryset=Alert.objects.filter(is_open=True)))
+    rows = [(rule, list(rule.alerts.all())) for rule in rules]
     context = {"rows": rows, "form": form, "can_write": has_role(request.user, Role.OPERATOR)}
     return render(request, "dashboard/rules.html", context, status=status)
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
+from django.db.models import Prefetch
 from ninja import Router, Schema, Status
 
 from dashboard.alerting.rules import RuleInvalid, do_create_rule, do_delete_rule, do_update_rule
 from dashboard.api.errors import READ_ERRORS, WRITE_ERRORS, Error
-from dashboard.models import Rule
+from dashboard.models import Alert, Rule
 
 router = Router(tags=["alerting"])
 
@@ -128,7 +129,10 @@ def create_rule(request, payload: RuleIn):
 
 @router.get("", response={200: list[RuleOut], **READ_ERRORS})
 def list_rules(request):
-    rules = Rule.objects.prefetch_related("channels", "alerts")
+    open_alerts = Prefetch(
+        "alerts", queryset=Alert.objects.filter(is_open=True).only("id", "rule_id", "is_open")
+    )
+    rules = Rule.objects.prefetch_related("channels", open_alerts)
     return [rule_json(rule) for rule in rules]
 
 
