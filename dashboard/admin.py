@@ -1,10 +1,23 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from dashboard.models import ApiToken, Deployment, DeploymentChange, Job, Node, UserRole
+from dashboard.models import (
+    Alert,
+    AlertEvent,
+    ApiToken,
+    Deployment,
+    DeploymentChange,
+    Job,
+    Node,
+    Rule,
+    Silence,
+    UserRole,
+)
 from dashboard.permissions import user_role
 from dashboard.templatetags.job_labels import stop_reason_label
 
@@ -126,3 +139,76 @@ class DeploymentAdmin(admin.ModelAdmin):
 class DeploymentChangeAdmin(admin.ModelAdmin):
     list_display = ["deployment", "kind", "from_version", "to_version", "by", "at", "verdict"]
     list_filter = ["kind", "verdict"]
+
+
+class RuleAdminForm(forms.ModelForm):
+    """The admin's rule form runs the same validation as the API and the rules page."""
+
+    class Meta:
+        model = Rule
+        fields = "__all__"
+
+    def clean(self):
+        from dashboard.alerting.rules import FIELDS, RuleInvalid, clean_rule
+
+        cleaned = super().clean()
+        data = {name: cleaned[name] for name in FIELDS if name in cleaned and name != "channels"}
+        data["channels"] = [channel.pk for channel in cleaned.get("channels") or []]
+        try:
+            valid = clean_rule(data, self.instance if self.instance.pk else None)
+        except RuleInvalid as exc:
+            raise forms.ValidationError(str(exc)) from None
+        cleaned["target"] = valid["target"]
+        return cleaned
+
+
+@admin.register(Rule)
+class RuleAdmin(admin.ModelAdmin):
+    form = RuleAdminForm
+    list_display = ["name", "op", "threshold", "for_s", "severity", "enabled", "updated_at"]
+    list_filter = ["enabled", "severity"]
+    search_fields = ["name"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_at = timezone.now()  # the evaluator reloads the rules whose updated_at moved
+        super().save_model(request, obj, form, change)
+
+
+class AlertEventInline(admin.TabularInline):
+    model = AlertEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ["at", "from_state", "to_state", "value", "reason"]
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    """Alerts are the evaluator's: read-only here (acknowledge on the alert's page or the API)."""
+
+    list_display = ["id", "rule", "state", "is_open", "value", "pending_since", "started_at", "resolved_at"]
+    list_filter = ["state", "is_open"]
+    inlines = [AlertEventInline]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(AlertEvent)
+class AlertEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "alert", "from_state", "to_state", "value", "at"]
+    list_filter = ["to_state"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Silence)
+class SilenceAdmin(admin.ModelAdmin):
+    list_display = ["id", "rule", "matchers", "starts_at", "ends_at", "comment", "created_by"]

@@ -438,3 +438,53 @@ def _collect_processes(out: _Families, gpu_labels: Mapping[str, str], processes:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+_LABEL_NAME = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def _label_name(name: str) -> str:
+    cleaned = _LABEL_NAME.sub("_", name)
+    return (
+        cleaned
+        if cleaned and not cleaned[0].isdigit() and not cleaned.startswith("__")
+        else f"label_{cleaned}"
+    )
+
+
+class AlertsCollector(Collector):
+    """Prometheus' synthetic alert series: ``ALERTS{alertname, alertstate="pending"|"firing",
+    severity, <the alert's labels>} 1`` for each pending or firing alert, and
+    ``ALERTS_FOR_STATE{...} <epoch seconds it became active>``, so a Grafana panel that shows a
+    Prometheus server's alerts shows perfmon's the same way. ``alerts``: (labels, state,
+    pending_since epoch seconds) of the open alerts in those two states."""
+
+    def __init__(self, alerts: Iterable[tuple[Mapping[str, Any], str, float]]) -> None:
+        self.alerts = list(alerts)
+
+    def collect(self) -> Iterator[Metric]:
+        out = _Families()
+        seen: set[tuple] = set()
+        for labels, alert_state, active_since in self.alerts:
+            clean = {_label_name(str(k)): _text(v) for k, v in labels.items() if k != "alertstate"}
+            clean["alertstate"] = alert_state
+            key = tuple(sorted(clean.items()))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.add(
+                "gauge",
+                "ALERTS",
+                "perfmon's pending and firing alerts, as Prometheus exports its own.",
+                clean,
+                1,
+            )
+            for_state = {k: v for k, v in clean.items() if k != "alertstate"}
+            out.add(
+                "gauge",
+                "ALERTS_FOR_STATE",
+                "When each pending or firing alert became active, in epoch seconds.",
+                for_state,
+                active_since,
+            )
+        yield from out

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from dashboard.alerting.feed import publish_observations, sample_points
 from dashboard.history.writer import HistoryWriter, short_lock_wait
 from dashboard.latest import store_latest
 from dashboard.live import group_for_topic, push_event
@@ -132,6 +133,7 @@ class SamplerDaemon:
             self._publish_wakeup.clear()
             while self._to_publish and not stop.is_set():
                 latest = self._to_publish.popleft()
+                publish_observations(sample_points(latest))  # to the alert rules; never raises
                 if not self._to_publish:  # only the newest is worth storing as "latest"
                     store_latest(latest)  # whole: /metrics reads filesystems, per-CPU times from it
                 self.push_live({"type": "sample", **for_browsers(latest)})

@@ -21,4 +21,5 @@ urlpatterns = [
     path("", include("dashboard.urls_channels")),
     path("", include("dashboard.urls_deployments")),
     path("", include("dashboard.urls_alert_detail")),
+    path("", include("dashboard.urls_alerting")),
 ]

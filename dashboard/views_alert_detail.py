@@ -1,6 +1,6 @@
-"""One alert's page (/alerts/<id>/): its state history, its value, the jobs its rule's actions
-started with their measured before/after, and an operator's one-click answers (approve, promote,
-roll back). The alerts list is the rules work's page; this one stands on its own URL module."""
+"""One alert's page (/alerts/<id>/): its state history, its value, the notifications sent, the jobs
+its rule's actions started with their measured before/after, and an operator's one-click answers
+(acknowledge and silence in views_alerting; approve, promote, roll back here)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from dashboard.alerting.actions import (
     promotable,
     rollbackable,
 )
+from dashboard.alerting.silences import is_silenced
 from dashboard.deployments.actions import DeploymentRefused
 from dashboard.models import Alert, AlertActionStatus, DeploymentChange, Role
 from dashboard.permissions import has_role
@@ -51,6 +52,8 @@ def alert_detail(request: HttpRequest, alert_id: int, error: str = "", status: i
         "rollbackable": rollbackable(alert),
         "needs_attention": NEEDS_ATTENTION,
         "live_jobs": [row.job_id for row in actions if row.job is not None and not row.job.is_finished],
+        "deliveries": alert.deliveries.select_related("channel", "alert__rule")[:100],
+        "silenced": alert.is_open and is_silenced(alert),
         "error": error,
     }
     return render(request, "dashboard/alert_detail.html", context, status=status)

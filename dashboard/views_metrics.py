@@ -15,8 +15,8 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from dashboard.latest import LatestUnavailable, load_latest
-from dashboard.models import ApiToken, Node
-from dashboard.prometheus import LatestSamplesCollector
+from dashboard.models import Alert, AlertState, ApiToken, Node
+from dashboard.prometheus import AlertsCollector, LatestSamplesCollector
 
 LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP", "HTTP_FORWARDED")
@@ -49,7 +49,14 @@ def metrics(request: HttpRequest) -> HttpResponse:
             known_nodes=Node.objects.values_list("name", flat=True),
         )
     )
+    registry.register(AlertsCollector(_active_alerts()))
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def _active_alerts():
+    rows = Alert.objects.filter(is_open=True, state__in=[AlertState.PENDING, AlertState.FIRING])
+    for labels, alert_state, pending_since in rows.values_list("labels", "state", "pending_since"):
+        yield labels or {}, alert_state, pending_since.timestamp()
 
 
 def _allowed(request: HttpRequest) -> bool:

@@ -186,6 +186,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             ),
         )
         stack.add("sampler", _python("-m", "perfmon.cli", "sampler"))
+        stack.add("evaluator", _python("-m", "perfmon.cli", "manage", "evaluator"))  # alert rules
         _add_job_workers(stack)
         # Maintenance (orphaned-job sweeps) has its own worker so a long benchmark cannot delay it.
         # It also sends notifications ("notify" queue), in a few threads so a slow receiver never

@@ -1,14 +1,21 @@
-"""The observation feed: every data source (sampler, ingest, probes, scrapes) publishes what it has
-just stored, so the alert evaluator sees data as it arrives rather than on a schedule.
+"""The observations feed: every data source publishes what it stored, and the rule evaluator reads it.
 
-A stand-in written by the deployments work with the interface agreed for issue #10; the rules work
-owns this module and its version replaces this one."""
+A call appends ONE entry to the Redis stream ``perfmon:observations`` carrying all of the call's
+points, so a sampler tick of 80 GPU readings or an ingest of 10,000 latency samples is one XADD.
+The stream is trimmed approximately (MAXLEN ~) so it never grows without bound; the history holds
+the data for good, the stream only carries it to the evaluator.
+
+Publishing never raises into the caller and never waits long: a Redis that is down or stalled
+costs at most SOCKET_TIMEOUT_S, the points are counted in ``dropped`` and logged once per outage."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
+import time
+from collections.abc import Iterable, Sequence
 
 import redis
 from django.conf import settings
@@ -16,37 +23,91 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 STREAM = "perfmon:observations"
-MAXLEN = 100_000  # approximate: the evaluator reads as data arrives, so the stream stays short
+# About two minutes of the benchmark's 1,000 samples/s in 1-second batches; the evaluator reads
+# within milliseconds, so this only matters while it is down (and then old data is not wanted).
+MAXLEN = 20_000
 SOCKET_TIMEOUT_S = 0.5
 
-# (node, metric, GPU index or None, epoch seconds, value)
+# (node, metric, gpu index or None, sample time in epoch seconds, value)
 Point = tuple[str, str, "int | None", float, float]
 
-dropped = 0  # points that could not be published (Redis away); the history still has them
+dropped = 0  # points not published because Redis failed; the history still has them
+published = 0
+
+_pool: redis.ConnectionPool | None = None
+_pool_url: str | None = None
 _lock = threading.Lock()
-_clients: dict[str, redis.Redis] = {}
+_failing = False
 
 
 def _client() -> redis.Redis:
+    global _pool, _pool_url
     url = settings.REDIS_URL
-    with _lock:
-        if url not in _clients:
-            _clients[url] = redis.Redis.from_url(
-                url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S
-            )
-        return _clients[url]
+    if _pool is None or _pool_url != url:
+        with _lock:
+            if _pool is None or _pool_url != url:
+                if _pool is not None:
+                    _pool.disconnect()
+                _pool = redis.ConnectionPool.from_url(
+                    url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S
+                )
+                _pool_url = url
+    return redis.Redis(connection_pool=_pool)
 
 
-def publish_observations(points: list[Point]) -> None:
-    """XADD the points to ``perfmon:observations`` as one entry; never raises into the caller."""
-    global dropped
+def encode(points: Iterable[Point]) -> bytes:
+    """The entry's payload: a compact JSON list of [node, metric, gpu, ts_s, value]; non-finite
+    values are left out (they cannot cross a threshold)."""
+    rows = [
+        [node, metric, gpu, round(float(ts), 6), float(value)]
+        for node, metric, gpu, ts, value in points
+        if value is not None and math.isfinite(value) and math.isfinite(ts)
+    ]
+    return json.dumps(rows, separators=(",", ":")).encode()
+
+
+def decode(payload: bytes | str) -> list[Point]:
+    """The points of one entry; the inverse of ``encode``."""
+    return [(r[0], r[1], r[2], float(r[3]), float(r[4])) for r in json.loads(payload)]
+
+
+def publish_observations(points: Sequence[Point]) -> None:
+    """Append ``points`` to the observations stream as one entry. Never raises."""
+    global dropped, published, _failing
     if not points:
         return
     try:
-        payload = json.dumps([[n, m, g, float(t), float(v)] for n, m, g, t, v in points])
-        _client().xadd(STREAM, {"points": payload}, maxlen=MAXLEN, approximate=True)
-    except Exception as exc:  # Redis away or slow: alerting lags, the caller's write stands
+        payload = encode(points)
+        # "t": when it was published, so the evaluator (and bench/rules.py) can measure its lag.
+        _client().xadd(STREAM, {"p": payload, "t": repr(time.time())}, maxlen=MAXLEN, approximate=True)
+    except Exception as exc:  # Redis away, stalled, or a point that is not numbers
         dropped += len(points)
-        log.warning(
-            "observations: could not publish %d points (%d dropped so far): %s", len(points), dropped, exc
-        )
+        if not _failing:
+            log.warning(
+                "could not publish %d observations (alert rules will not see them): %s", len(points), exc
+            )
+        _failing = True
+        return
+    published += len(points)
+    if _failing:
+        log.info("publishing observations again (%d dropped meanwhile)", dropped)
+        _failing = False
+
+
+def sample_points(sample_json: dict) -> list[Point]:
+    """The points of one sampler tick (NodeSample.to_json()): the same (node, metric, gpu) keys and
+    values the history writer stores from NodeSample.metrics()."""
+    from workers.sampler.sample import _GPU_METRIC_FIELDS, _HOST_METRIC_FIELDS
+
+    node, ts = sample_json["node"], float(sample_json["ts"])
+    host = sample_json.get("host") or {}
+    points: list[Point] = [
+        (node, f"host.{name}", None, ts, float(host[name]))
+        for name in _HOST_METRIC_FIELDS
+        if host.get(name) is not None
+    ]
+    for gpu in sample_json.get("gpus") or ():
+        for name in _GPU_METRIC_FIELDS:
+            if gpu.get(name) is not None:
+                points.append((node, f"gpu.{name}", gpu["index"], ts, float(gpu[name])))
+    return points

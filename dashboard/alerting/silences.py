@@ -1,8 +1,5 @@
-"""Whether a silence mutes an alert's notifications (never its evaluation).
-
-Minimal version written by the notifications work so notify.py can call it; the rules work owns the
-full one (creation through POST /api/silences, its page). The contract notify.py relies on is only
-``is_silenced(alert, now=None) -> bool``."""
+"""Silences mute notifications, never evaluation: a silenced alert still changes state and keeps
+its history; notify asks ``is_silenced`` before delivering."""
 
 from __future__ import annotations
 
@@ -14,18 +11,21 @@ from django.utils import timezone
 from dashboard.models import Alert, Silence
 
 
-def is_silenced(alert: Alert, now: datetime | None = None) -> bool:
-    """True while a silence is active whose rule is the alert's rule, or (a silence without a rule)
-    whose matchers are non-empty and all equal the alert's labels (the rule's name matches as
-    ``alertname``)."""
+def active_silences(now: datetime | None = None):
     now = now or timezone.now()
-    active = Silence.objects.filter(starts_at__lte=now, ends_at__gt=now)
-    if active.filter(rule_id=alert.rule_id).exists():
-        return True
-    labels = {"alertname": alert.rule.name, **(alert.rule.labels or {}), **(alert.labels or {})}
-    for matchers in active.filter(Q(rule__isnull=True)).values_list("matchers", flat=True):
-        if matchers and all(
-            key in labels and str(labels[key]) == str(value) for key, value in matchers.items()
-        ):
-            return True
-    return False
+    return Silence.objects.filter(starts_at__lte=now, ends_at__gt=now)
+
+
+def matches(silence: Silence, alert: Alert) -> bool:
+    """A silence of the alert's rule (its matchers, if any, must match too), or one without a rule
+    whose every matcher equals the alert's label of that name."""
+    if silence.rule_id is not None and silence.rule_id != alert.rule_id:
+        return False
+    labels = {k: str(v) for k, v in (alert.labels or {}).items()}
+    return all(labels.get(name) == str(value) for name, value in (silence.matchers or {}).items())
+
+
+def is_silenced(alert: Alert, now: datetime | None = None) -> bool:
+    """True while an active silence covers the alert."""
+    candidates = active_silences(now).filter(Q(rule__isnull=True) | Q(rule_id=alert.rule_id))
+    return any(matches(silence, alert) for silence in candidates)

@@ -113,3 +113,8 @@ api.add_router("/ingest", deployments.ingest_router)
 from dashboard.api import alert_actions  # noqa: E402
 
 api.add_router("/alerts", alert_actions.router)
+from dashboard.api import alerts, rules  # noqa: E402
+
+api.add_router("/rules", rules.router)
+api.add_router("/alerts", alerts.router)
+api.add_router("/silences", alerts.silences_router)

@@ -223,6 +223,19 @@ def _pick_resolution(span_s: float, points: int, start: float, now: float) -> in
     return resolution
 
 
+def raw_points(
+    node: str, metric: str, gpu: int | None, start: float, end: float
+) -> list[tuple[float, float]]:
+    """The raw samples ``(epoch_s, value)`` of one series in [start, end), oldest first; empty when
+    the node or series has none (raw samples are kept for the retention's raw window only)."""
+    try:
+        found = _find_series(node, metric, gpu)
+    except NotFound:
+        return []
+    ts, _count, values, _low, _high = _raw(found.pk, start, end)
+    return list(zip(ts.tolist(), values.tolist(), strict=True))
+
+
 def _raw(series_id: int, start: float, end: float):
     start_ms, end_ms = start * 1000.0, end * 1000.0
     blobs = RawBlock.objects.filter(

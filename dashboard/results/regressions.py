@@ -243,4 +243,17 @@ def record_regressions(job: Job) -> list[Regression]:
     with transaction.atomic():
         Regression.objects.filter(job=job).delete()
         Regression.objects.bulk_create(verdicts)
+    _publish(job, verdicts)
     return verdicts
+
+
+def _publish(job: Job, verdicts: list[Regression]) -> None:
+    """Benchmark regressions are a rule type (dashboard.alerting.targets): each judged job is one
+    observation per model and node, 1 when a batch size regressed, else 0."""
+    from dashboard.alerting.feed import publish_observations
+    from dashboard.alerting.targets import BENCH_METRIC
+
+    if verdicts:
+        regressed = any(v.verdict == Verdict.REGRESSION for v in verdicts)
+        moment = _finished_moment(job).timestamp()
+        publish_observations([(job.node_name, BENCH_METRIC + job.model_name, None, moment, float(regressed))])

@@ -97,7 +97,7 @@ def test_ctrl_c_stops_every_child_and_the_private_redis(tmp_path):
     own = start_stack(tmp_path)
     children = own.descendants()
     names = {cmdline(p) for p in children}
-    for part in ["uvicorn", "perfmon.cli sampler", "-n cpu@", "-n maintenance@", "beat"]:
+    for part in ["uvicorn", "perfmon.cli sampler", "manage evaluator", "-n cpu@", "-n maintenance@", "beat"]:
         assert any(part in name for name in names), f"{part} is not running: {names}"
     redis = [
         p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])
