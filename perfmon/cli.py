@@ -20,7 +20,8 @@ import urllib.request
 from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; tests/deploy checks every command the deploy files run against it."""
     parser = argparse.ArgumentParser(
         prog="perfmon", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -92,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     manage = commands.add_parser("manage", help="Django management commands", add_help=False)
     manage.add_argument("args", nargs=argparse.REMAINDER)
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if getattr(args, "demo_gpus", None) is not None:
         os.environ["PERFMON_DEMO_GPUS"] = str(args.demo_gpus)  # the sampler child reads it from settings
     if getattr(args, "data_dir", None):
