@@ -27,6 +27,7 @@ import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -104,9 +105,14 @@ class Http:
 
     def __init__(self, base: str, token: str, cookie: str) -> None:
         self.base, self.token, self.cookie = base, token, cookie
-        self.pool = ThreadPoolExecutor(max_workers=48)
-        self.latency_ms: dict[str, list[float]] = defaultdict(list)
+        # Enough threads that the server, not this pool, is where requests wait.
+        self.pool = ThreadPoolExecutor(max_workers=128)
+        self.latency_ms: dict[str, list[float]] = defaultdict(list)  # sent -> answered
+        self.wait_ms: dict[str, list[float]] = defaultdict(list)  # due -> sent (waiting for a thread)
         self.errors: Counter[str] = Counter()
+        self.pending = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
 
     def request(self, kind: str, path: str, body: dict | None = None, auth: str = "token", ok=(200,)):
         data = None if body is None else json.dumps(body).encode()
@@ -118,6 +124,9 @@ class Http:
         else:
             request.add_header("Cookie", self.cookie)
         started = time.perf_counter()
+        due, self._local.due = getattr(self._local, "due", None), None
+        if due is not None:
+            self.wait_ms[kind].append((started - due) * 1000)
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:
                 status, payload = answer.status, answer.read()
@@ -132,7 +141,32 @@ class Http:
         return status, payload
 
     def submit(self, *args, **kwargs):
-        return self.pool.submit(self.request, *args, **kwargs)
+        return self.run_soon(self.request, *args, **kwargs)
+
+    def run_soon(self, fn, *args, **kwargs):
+        """fn(*args) on a pool thread; the first request it makes records how long it waited."""
+        due = time.perf_counter()
+        with self._lock:
+            self.pending += 1
+
+        def job():
+            self._local.due = due
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.pending -= 1
+
+        return self.pool.submit(job)
+
+    def drain(self, timeout_s: float) -> None:
+        """Wait for what is in flight; what is still unanswered after timeout_s counts as an error."""
+        deadline = time.monotonic() + timeout_s
+        while self.pending and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if self.pending:
+            self.errors[f"not answered {timeout_s:.0f} s after the load ended"] += self.pending
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class LiveClients:
@@ -246,14 +280,13 @@ async def run(args, stack, fleet_names: list[str], token: str, cookie: str) -> d
     if skip_ingest:
         print(f"load: {skip_ingest}", flush=True)
 
-    loop = asyncio.get_running_loop()
     cancelled: Counter[str] = Counter()
     http.latency_ms.clear()
     live.measuring = True
     started = time.time()
 
     def spawn(fn, *a):
-        return lambda n: loop.run_in_executor(http.pool, fn, *a, n)
+        return lambda n: http.run_soon(fn, *a, n)
 
     loads = [
         paced(args.job_rate, args.seconds, spawn(cheap_job_cycle, http, cancelled)),
@@ -277,7 +310,7 @@ async def run(args, stack, fleet_names: list[str], token: str, cookie: str) -> d
     ended = time.time()
     await asyncio.sleep(2)  # frames and requests still in flight
     live.measuring = False
-    http.pool.shutdown(wait=True)
+    await asyncio.to_thread(http.drain, 60)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -380,8 +413,11 @@ def report(args, before, after, elapsed_s, result, missing, my_cpu_s, stack, tok
     http, live = result["http"], result["live"]
     seconds = result["window"][1] - result["window"][0]
     print(f"\n=== {seconds:.0f} s: {args.clients} WS clients, fleet {args.nodes} x {args.gpus} GPUs ===")
+    print("  request latency, sent -> answered (and the wait for a free client thread, due -> sent):")
     for kind in ("page", "api", "job submit", "job cancel", "ingest"):
-        print(f"  {kind:11s} {summary(http.latency_ms.get(kind, []))}")
+        waits = http.wait_ms.get(kind, [])
+        waited = f"; wait p99 {percentile(waits, 0.99):.0f} ms" if waits else ""
+        print(f"  {kind:11s} {summary(http.latency_ms.get(kind, []))}{waited}")
     print(f"  live update (sample ts -> frame at a client) {summary(live.delay_ms)}")
     print(f"  live frames received: {dict(live.frames)}  ({sum(live.frames.values()) / seconds:.0f}/s)")
     print(f"  jobs: {dict(result['cancelled'])}")
