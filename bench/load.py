@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import bisect
 import json
+import os
 import re
 import statistics
 import sys
@@ -331,10 +332,14 @@ def missing_from_history(
     out = {}
     for node, seen in sorted(live.seen_ts.items()):
         in_window = [ts for ts in seen if start <= ts <= end]
-        status, body = stack.get(
-            f"/api/metrics/series?node={node}&metric=host.cpu_percent&start={start - 5}&end={end + 5}&points=5000",
-            token,
-        )
+        query = f"node={node}&metric=host.cpu_percent&start={start - 5}&end={end + 5}&points=5000"
+        for _attempt in range(5):  # the server may still be working off the load
+            try:
+                status, body = stack.get(f"/api/metrics/series?{query}", token)
+                break
+            except OSError:
+                status, body = 0, {}
+                time.sleep(5)
         stored = [row[0] for row in body.get("points", [])] if status == 200 else []
         stored.sort()
         missing = 0
@@ -342,7 +347,8 @@ def missing_from_history(
             i = bisect.bisect_left(stored, ts - 0.005)
             if i >= len(stored) or stored[i] > ts + 0.005:
                 missing += 1
-        out[node] = (len(in_window), missing, body.get("tier") if status == 200 else status)
+        stored_in_window = sum(1 for ts in stored if start <= ts <= end)
+        out[node] = (len(in_window), missing, body.get("tier") if status == 200 else status, stored_in_window)
     return out
 
 
@@ -394,11 +400,19 @@ def main() -> None:
         time.sleep(5)
         before = snapshot(roots)
         before_at = time.monotonic()
+        load_before = os.getloadavg()
         my_cpu_before = sum(me.cpu_times()[:2])
         print(f"load: fleet of {args.nodes} x {args.gpus} online; {args.seconds:.0f} s of load", flush=True)
         result = asyncio.run(run(args, stack, fleet.names, token, cookie))
         after = snapshot(roots)
         elapsed_s = time.monotonic() - before_at
+        print(
+            "load: machine load average (1, 5, 15 min) at the start "
+            f"{' '.join(f'{v:.1f}' for v in load_before)}, at the end "
+            f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} on {psutil.cpu_count()} cores "
+            "(other work on the machine counts in it)",
+            flush=True,
+        )
         my_cpu_s = sum(me.cpu_times()[:2]) - my_cpu_before
         time.sleep(15)  # history writers flush every 10 s
         missing = missing_from_history(stack, token, result["live"], result["window"])
@@ -419,19 +433,34 @@ def report(args, before, after, elapsed_s, result, missing, my_cpu_s, stack, tok
         waited = f"; wait p99 {percentile(waits, 0.99):.0f} ms" if waits else ""
         print(f"  {kind:11s} {summary(http.latency_ms.get(kind, []))}{waited}")
     print(f"  live update (sample ts -> frame at a client) {summary(live.delay_ms)}")
-    print(f"  live frames received: {dict(live.frames)}  ({sum(live.frames.values()) / seconds:.0f}/s)")
+    overview = sum(1 for i in range(args.clients) if i % 10 < 7)
+    expected = seconds * (overview * (args.nodes + 1) + (args.clients - overview))
+    print(
+        f"  live frames received: {dict(live.frames)}  ({sum(live.frames.values()) / seconds:.0f}/s; "
+        f"about {expected / seconds:.0f}/s sent at 1 Hz)"
+    )
     print(f"  jobs: {dict(result['cancelled'])}")
-    status, jobs = stack.get("/api/jobs?limit=500", token)
+    try:
+        status, jobs = stack.get("/api/jobs?limit=500", token)
+    except OSError as exc:
+        status, jobs = 0, []
+        print(f"  job states at the end: GET /api/jobs failed ({exc})")
     if status == 200:
         print(f"  job states at the end (newest 500): {dict(Counter(j['status'] for j in jobs))}")
     errors = http.errors + live.errors
     print(f"  errors: {dict(errors) or 'none'}")
     if result["ingest"]:
         print(f"  ingest: {result['ingest']}")
-    total = sum(n for n, _, _ in missing.values())
-    lost = sum(m for _, m, _ in missing.values())
+    total = sum(v[0] for v in missing.values())
+    lost = sum(v[1] for v in missing.values())
     print(f"  samples missing from history: {lost} of {total} live samples ({len(missing)} nodes)")
-    for node, (n, m, tier) in missing.items():
+    stored = [v[3] for v in missing.values()]
+    if stored:
+        print(
+            f"  history holds {min(stored)} to {max(stored)} samples per node in the {seconds:.0f} s window "
+            "(a sampler starved of CPU skips ticks; nothing taken is dropped)"
+        )
+    for node, (n, m, tier, _) in missing.items():
         if m:
             print(f"    {node}: {m} of {n} missing (tier {tier})")
     print(f"  load generator CPU: {my_cpu_s / elapsed_s * 100:.0f}% of a core")
