@@ -126,3 +126,59 @@ def test_a_client_on_each_web_process_gets_the_same_samples_and_job_events(two_w
             client.stopping.set()
             client.join(timeout=5)
         sockets.close()
+
+
+def test_perfmon_web_on_its_own_serves_the_same_live_feed(stack, tmp_path):
+    """`perfmon web`, as a second web host or the systemd unit runs it: only web processes, which
+    reach the stack's Redis and database and deliver its sampler's samples."""
+    import signal
+    import subprocess
+    import sys
+
+    from websockets.sync.client import connect
+
+    from perfmon.private_redis import free_port
+
+    port = free_port()
+    env = {**stack.env, "DATABASE_URL": stack.database_url()}
+    log = (tmp_path / "web.log").open("w")
+    web = subprocess.Popen(
+        [sys.executable, "-m", "perfmon.cli", "web", "--port", str(port), "--web-workers", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: web.poll() is None and _answers(url + "/login/"), 120, "perfmon web to answer")
+        children = [cmdline(p) for p in psutil.Process(web.pid).children()]
+        assert sum("perfmon.cli uvicorn" in c for c in children) == 2, children
+        assert not any("celery" in c or "sampler" in c for c in children), children
+        second = type(stack)(web, url, stack.data_dir, env, tmp_path / "web.log")
+        headers = {"Cookie": second.login_cookie(), "Origin": url}
+        with connect(url.replace("http://", "ws://") + "/ws/live", additional_headers=headers) as socket:
+            socket.send(json.dumps({"subscribe": f"node:{NODE_NAME}"}))
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                message = json.loads(socket.recv(timeout=60))
+                if message.get("type") == "sample":
+                    assert message["node"] == NODE_NAME
+                    break
+            else:
+                raise AssertionError("no live sample through the second web server")
+    finally:
+        web.send_signal(signal.SIGINT)
+        assert web.wait(timeout=60) == 0, (tmp_path / "web.log").read_text()
+
+
+def _answers(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url, timeout=5)
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
