@@ -1,7 +1,11 @@
 """The `perfmon` command line.
 
-perfmon up      the whole stack on this machine: web server, sampler, Celery worker and beat
+perfmon up      the whole stack on this machine: web server(s), sampler, Celery workers and beat
 perfmon agent   a GPU node joining a central perfmon: sampler and Celery worker
+perfmon web     only the web server(s), for a central node run by systemd or a second web host
+perfmon beat    only Celery beat (the periodic tasks: retention, sweeps); run exactly one per fleet
+perfmon maintenance  only the maintenance worker (orphaned-job sweeps, retention, notifications)
+perfmon evaluator  only the alert rule evaluator; run exactly one per fleet
 perfmon token   print a new API token for a user (--role, --expires), or for an agent node (--agent)
 perfmon manage  Django's management commands (migrate, createsuperuser, ...)
 """
@@ -17,7 +21,8 @@ import urllib.request
 from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; tests/deploy checks every command the deploy files run against it."""
     parser = argparse.ArgumentParser(
         prog="perfmon", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -33,12 +38,31 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument(
         "--data-dir", help="where the database, secret key and private Redis live (default ./var)"
     )
+    web = commands.add_parser("web", help="run only the web server processes (ASGI), N of them")
+    web.add_argument("--port", type=int, default=int(os.environ.get("PERFMON_PORT", "8000")))
+    web.add_argument("--host", default=os.environ.get("PERFMON_HOST", "127.0.0.1"))
+    web.add_argument("--data-dir")
+    for command in (up, web):
+        command.add_argument(
+            "--web-workers",
+            type=_web_worker_count,
+            default=_web_worker_count(os.environ.get("PERFMON_WEB_WORKERS", "1")),
+            metavar="N",
+            help="N web server processes sharing the port (SO_REUSEPORT) and one Redis channel layer "
+            "(env PERFMON_WEB_WORKERS, default 1)",
+        )
 
     agent = commands.add_parser("agent", help="run the sampler and a Celery worker on a GPU node")
     agent.add_argument("--redis", help="the central Redis (env REDIS_URL)")
     agent.add_argument("--database", help="the central database (env DATABASE_URL)")
     agent.add_argument("--name", help="node name (env PERFMON_NODE_NAME, default: hostname)")
     agent.add_argument("--data-dir")
+    agent.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="sample only: start no Celery worker, so this node takes no jobs (a monitored-only node, "
+        "or many simulated nodes on one machine)",
+    )
     for command in (up, agent):
         command.add_argument(
             "--demo-gpus",
@@ -61,11 +85,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     token.add_argument("--data-dir")
 
+    for name, text in (
+        ("beat", "run only Celery beat"),
+        ("maintenance", "run only the maintenance worker"),
+        ("evaluator", "run only the alert rule evaluator (one per fleet)"),
+    ):
+        commands.add_parser(name, help=text).add_argument("--data-dir")
     commands.add_parser("sampler", help="(internal) run only the sampler daemon")
+    uvicorn = commands.add_parser("uvicorn", help="(internal) one web server process on a shared port")
+    uvicorn.add_argument("--host", required=True)
+    uvicorn.add_argument("--port", type=int, required=True)
     manage = commands.add_parser("manage", help="Django management commands", add_help=False)
     manage.add_argument("args", nargs=argparse.REMAINDER)
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if getattr(args, "demo_gpus", None) is not None:
         os.environ["PERFMON_DEMO_GPUS"] = str(args.demo_gpus)  # the sampler child reads it from settings
     if getattr(args, "data_dir", None):
@@ -76,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         "token": cmd_token,
         "sampler": cmd_sampler,
         "manage": cmd_manage,
+        "web": cmd_web,
+        "beat": cmd_beat,
+        "maintenance": cmd_maintenance,
+        "evaluator": cmd_evaluator,
+        "uvicorn": cmd_uvicorn,
     }
     return handler[args.command](args)
 
@@ -83,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
 def _demo_gpu_count(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 16:
         raise argparse.ArgumentTypeError(f"give 0 to 16 simulated GPUs, not {text!r}")
+    return int(text)
+
+
+def _web_worker_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"give 1 to 64 web server processes, not {text!r}")
     return int(text)
 
 
@@ -164,51 +212,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         _setup_django()
         _prepare_database()
-        from django.conf import settings
 
         stack = Supervisor(env=dict(os.environ))
-        stack.add(
-            "web",
-            _python(
-                "-m",
-                "uvicorn",
-                "perfmon.asgi:application",
-                "--host",
-                args.host,
-                "--port",
-                str(args.port),
-                "--lifespan",
-                "off",
-                "--no-access-log",
-                # Compressing each of hundreds of small live frames costs more CPU than it saves.
-                "--ws-per-message-deflate",
-                "false",
-            ),
-        )
+        _add_web_servers(stack, args.host, args.port, args.web_workers)
         stack.add("sampler", _python("-m", "perfmon.cli", "sampler"))
-        stack.add("evaluator", _python("-m", "perfmon.cli", "manage", "evaluator"))  # alert rules
+        stack.add("evaluator", _evaluator_argv())  # alert rules
         _add_job_workers(stack)
         # Maintenance (orphaned-job sweeps) has its own worker so a long benchmark cannot delay it.
-        # It also sends notifications ("notify" queue), in a few threads so a slow receiver never
-        # holds up the sweeps or another delivery.
-        stack.add(
-            "maintenance",
-            _worker_argv("maintenance,notify", f"maintenance@{_node_name()}", concurrency=4, pool="threads"),
-        )
-        stack.add(
-            "beat",
-            _python(
-                "-m",
-                "celery",
-                "-A",
-                "perfmon",
-                "beat",
-                "-l",
-                "INFO",
-                "-s",
-                str(settings.DATA_DIR / "celerybeat-schedule"),
-            ),
-        )
+        stack.add("maintenance", _maintenance_argv())
+        stack.add("beat", _beat_argv())
         if redis:
             # Watched too: a private Redis that dies is started again on the same port, from its
             # append-only file, so queued jobs survive and every client reconnects to the same URL.
@@ -229,6 +241,98 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         if redis:
             redis.stop()
+
+
+def _add_web_servers(stack, host: str, port: int, count: int) -> None:
+    """`count` ASGI processes on one port. Each binds its own socket with SO_REUSEPORT, so the
+    kernel spreads new connections across them (by a hash of the client's address and port) and a
+    process that dies or restarts leaves the others serving; no parent holds the socket, so the
+    processes can equally run under separate systemd units. Live samples reach every process
+    through the Redis channel layer, so a browser gets them whichever process it is connected to."""
+    for number in range(1, count + 1):
+        name = "web" if count == 1 else f"web-{number}"
+        stack.add(name, _python("-m", "perfmon.cli", "uvicorn", "--host", host, "--port", str(port)))
+
+
+def _maintenance_argv() -> list[str]:
+    # It also sends notifications ("notify" queue), in a few threads so a slow receiver never holds
+    # up the sweeps or another delivery.
+    return _worker_argv("maintenance,notify", f"maintenance@{_node_name()}", concurrency=4, pool="threads")
+
+
+def _beat_argv() -> list[str]:
+    from django.conf import settings
+
+    schedule = str(settings.DATA_DIR / "celerybeat-schedule")
+    return _python("-m", "celery", "-A", "perfmon", "beat", "-l", "INFO", "-s", schedule)
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """The web tier alone: migrations are the operator's step (`perfmon manage migrate`), so that
+    several web hosts restarting at once never race to apply them."""
+    from perfmon.supervisor import Supervisor
+
+    os.environ["PERFMON_HOST"] = args.host  # the allowed hosts derive from the bound address
+    _setup_django()
+    stack = Supervisor(env=dict(os.environ))
+    _add_web_servers(stack, args.host, args.port, args.web_workers)
+    stack.start()
+    print(
+        f"perfmon web: {args.web_workers} web server process(es) on {args.host}:{args.port} (Ctrl-C stops)",
+        flush=True,
+    )
+    return stack.wait()
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    _setup_django()
+    argv = _beat_argv()
+    os.execv(argv[0], argv)  # systemd then supervises celery itself and signals it directly
+    return 1  # not reached
+
+
+def cmd_maintenance(args: argparse.Namespace) -> int:
+    _setup_django()
+    argv = _maintenance_argv()
+    os.execv(argv[0], argv)
+    return 1  # not reached
+
+
+def cmd_evaluator(args: argparse.Namespace) -> int:
+    _setup_django()
+    argv = _evaluator_argv()
+    os.execv(argv[0], argv)
+    return 1  # not reached
+
+
+def _evaluator_argv() -> list[str]:
+    return _python("-m", "perfmon.cli", "manage", "evaluator")
+
+
+def cmd_uvicorn(args: argparse.Namespace) -> int:
+    """One ASGI process serving on a socket of its own bound with SO_REUSEPORT (see _add_web_servers)."""
+    import socket
+
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Linux lets only sockets of the same user share a port this way: another user cannot take
+    # a share of perfmon's connections.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((args.host, args.port))
+    config = uvicorn.Config(
+        "perfmon.asgi:application",
+        host=args.host,
+        port=args.port,
+        lifespan="off",
+        access_log=False,
+        # Compressing each of hundreds of small live frames costs more CPU than it saves.
+        ws_per_message_deflate=False,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
 
 
 def _answers(url: str) -> bool:
@@ -282,9 +386,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
     _setup_django()
     stack = Supervisor(env=dict(os.environ))
     stack.add("sampler", _python("-m", "perfmon.cli", "sampler"))
-    _add_job_workers(stack)
+    if not args.no_worker:
+        _add_job_workers(stack)
     stack.start()
-    print(f"perfmon agent: node {_node_name()!r} sampling and taking jobs (Ctrl-C stops)", flush=True)
+    doing = "sampling only (--no-worker)" if args.no_worker else "sampling and taking jobs"
+    print(f"perfmon agent: node {_node_name()!r} {doing} (Ctrl-C stops)", flush=True)
     return stack.wait()
 
 

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ from pathlib import Path
 import psutil
 
 from perfmon.private_redis import free_port
+from scripts.fleet_sim import Fleet, start_fleet
 
 NODE_NAME = "e2e-node"
 ADMIN_USER = "admin"
@@ -63,6 +67,42 @@ class Stack:
         except psutil.NoSuchProcess:
             return []
 
+    def database_url(self) -> str:
+        """The database the stack uses, for agents joining it."""
+        return self.env.get("DATABASE_URL") or f"sqlite:///{self.data_dir / 'perfmon.sqlite3'}"
+
+    def start_fleet(self, nodes: int = 10, gpus: int = 8, prefix: str = "sim-") -> Fleet:
+        """`nodes` simulated agents (sampler only, `gpus` simulated GPUs each, 1 Hz) into this stack's
+        Redis and database; stop them with the returned Fleet's stop()."""
+        log_dir = self.data_dir / "fleet"
+        log_dir.mkdir(exist_ok=True)
+        return start_fleet(
+            self.env["REDIS_URL"],
+            self.database_url(),
+            nodes=nodes,
+            gpus=gpus,
+            prefix=prefix,
+            log_dir=log_dir,
+            env=self.env,
+        )
+
+    def login_cookie(self) -> str:
+        """A session cookie header for the admin, logged in through the login form as a browser does."""
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        page = opener.open(self.url + "/login/", timeout=30).read().decode()
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        form = {"username": ADMIN_USER, "password": ADMIN_PASSWORD, "csrfmiddlewaretoken": csrf}
+        opener.open(
+            urllib.request.Request(
+                self.url + "/login/",
+                data=urllib.parse.urlencode(form).encode(),
+                headers={"Referer": self.url + "/login/"},
+            ),
+            timeout=30,
+        )
+        return "; ".join(f"{c.name}={c.value}" for c in jar)
+
     def stop(self, sig: int = signal.SIGINT, timeout_s: float = 60) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
@@ -78,8 +118,10 @@ def _send(request: urllib.request.Request) -> tuple[int, dict]:
         return error.code, json.loads(body) if body.startswith(b"{") else {}
 
 
-def start_stack_process(data_dir: Path, port: int | None = None, **env_overrides: str) -> Stack:
-    """`perfmon up` started, not yet ready (see start_stack)."""
+def start_stack_process(
+    data_dir: Path, port: int | None = None, args: tuple[str, ...] = (), **env_overrides: str
+) -> Stack:
+    """`perfmon up` (with extra command-line `args`) started, not yet ready (see start_stack)."""
     port = port or free_port()
     env = {key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "DATABASE_URL"}}
     env.update(
@@ -94,7 +136,7 @@ def start_stack_process(data_dir: Path, port: int | None = None, **env_overrides
     log_path = data_dir / "stack.log"
     log_file = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "perfmon.cli", "up", "--port", str(port)],
+        [sys.executable, "-m", "perfmon.cli", "up", "--port", str(port), *args],
         env=env,
         stdout=log_file,
         stderr=subprocess.STDOUT,
@@ -103,8 +145,10 @@ def start_stack_process(data_dir: Path, port: int | None = None, **env_overrides
     return Stack(process, f"http://127.0.0.1:{port}", data_dir, env, log_path)
 
 
-def start_stack(data_dir: Path, ready_timeout_s: float = 120, **env_overrides: str) -> Stack:
-    stack = start_stack_process(data_dir, **env_overrides)
+def start_stack(
+    data_dir: Path, ready_timeout_s: float = 120, args: tuple[str, ...] = (), **env_overrides: str
+) -> Stack:
+    stack = start_stack_process(data_dir, args=args, **env_overrides)
     process = stack.process
     # The redis URL the stack chose is in its log; children inherit it, the CLI helpers need it.
     deadline = time.monotonic() + ready_timeout_s
