@@ -61,6 +61,23 @@ def _check_batch_sizes(batch_sizes: list[int]) -> None:
             raise InvalidJob(f"Batch size {size} is out of range: 1 to {MAX_BATCH_SIZE}", "batch_sizes")
 
 
+def node_capability(node: str, device: str) -> tuple[int, int] | None:
+    """The CUDA compute capability the node's sampler recorded for ``device`` ("cuda:N"), or None
+    when the device is the CPU or the node did not say (the pass then checks on the worker)."""
+    from dashboard.models import Node
+
+    if not node or not device.startswith("cuda"):
+        return None
+    index = int(device.partition(":")[2])
+    info = Node.objects.filter(name=node).values_list("info", flat=True).first() or {}
+    for gpu in info.get("gpus") or []:
+        text = gpu.get("compute_capability") if gpu.get("index") == index else None
+        major, _, minor = str(text or "").partition(".")
+        if major.isdigit() and minor.isdigit():
+            return int(major), int(minor)
+    return None
+
+
 def prepare_optimize(params: dict[str, Any], node: str, model: str) -> dict[str, Any]:
     from workers.passes import PASSES, InvalidPassParams, plan
 
@@ -71,6 +88,7 @@ def prepare_optimize(params: dict[str, Any], node: str, model: str) -> dict[str,
             params["passes"],
             device=params["device"],
             has_labeled_data=labeled_data_name(model) is not None,
+            capability=node_capability(node, params["device"]),
         )
     except InvalidPassParams as exc:
         raise InvalidJob(str(exc), "passes") from None
@@ -102,6 +120,13 @@ def _context(ctx: JobContext, input_spec, device: str, threads: int, total_steps
         total = context.extra.get("total_steps") or total_steps
         ctx.progress(min(0.99, done["steps"] / max(1, total)), text)
 
+    extra: dict[str, Any] = {"first_batch_size": 1}
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            # plan() refuses passes this GPU is too old for (float8, 2:4) before anything runs.
+            extra["compute_capability"] = tuple(torch.cuda.get_device_capability(device))
     context = PassContext(
         input_spec=input_spec,
         device=device,
@@ -109,7 +134,7 @@ def _context(ctx: JobContext, input_spec, device: str, threads: int, total_steps
         data=data,
         on_step=on_step,
         should_stop=ctx.should_stop,
-        extra={"first_batch_size": 1},
+        extra=extra,
     )
     return context
 
