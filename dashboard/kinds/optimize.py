@@ -164,11 +164,14 @@ def _row(
 
 
 def _measure_all(
-    module, input_spec, batch_sizes: list[int], device: str, threads: int, budget_s: float
+    module, input_spec, batch_sizes: list[int], device: str, threads: int, budget_s: float, should_stop
 ) -> dict:
     from workers.passes.search import harness_measure
 
-    return {bs: harness_measure(input_spec, bs, device, threads, budget_s)(module) for bs in batch_sizes}
+    return {
+        bs: harness_measure(input_spec, bs, device, threads, budget_s, should_stop)(module)
+        for bs in batch_sizes
+    }
 
 
 def save_artifact(candidate, input_spec, work_dir: Path) -> tuple[Path, str]:
@@ -237,7 +240,9 @@ def run_optimize(ctx: JobContext) -> RunOutcome:
     try:
         pctx.step("measuring the original")
         original = Candidate(model.to(device).eval())
-        before = _measure_all(model, input_spec, batch_sizes, device, threads, params["measure_budget_s"])
+        before = _measure_all(
+            model, input_spec, batch_sizes, device, threads, params["measure_budget_s"], pctx.should_stop
+        )
         baseline_p50 = {bs: m["p50_ms"] for bs, m in before.items()}
         result["before"] = _row(
             "original", original, before, measure_fidelity(model, model, pctx), size_report(original), None
@@ -250,7 +255,13 @@ def run_optimize(ctx: JobContext) -> RunOutcome:
                 continue
             pctx.step(f"measuring after {step.decl.title}")
             measured = _measure_all(
-                candidate.module, input_spec, batch_sizes, device, threads, params["measure_budget_s"]
+                candidate.module,
+                input_spec,
+                batch_sizes,
+                device,
+                threads,
+                params["measure_budget_s"],
+                pctx.should_stop,
             )
             row = _row(
                 step.decl.name,
@@ -286,7 +297,9 @@ def run_auto(ctx: JobContext) -> RunOutcome:
     # The passes known not to pay off for this model are left out, each with its reason in "skipped".
     recipes, left_out = default_recipes(model, pctx)
     pctx.extra["total_steps"] = 4 + 5 * len(recipes)
-    measure = harness_measure(input_spec, params["batch_size"], device, threads, params["measure_budget_s"])
+    measure = harness_measure(
+        input_spec, params["batch_size"], device, threads, params["measure_budget_s"], pctx.should_stop
+    )
     constraints = Constraints(
         max_accuracy_drop=params["max_accuracy_drop"],
         latency_target_ms=params.get("latency_target_ms"),
