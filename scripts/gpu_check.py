@@ -9,7 +9,11 @@ Run through ``scripts/gpu-check`` on a node with an NVIDIA GPU (made for one H10
 4. an out-of-memory batch sweep: the failing batch is an error, the next batch runs, memory is given back;
 5. the GPU optimization passes (fp16, bf16, torch.compile with CUDA graphs, ONNX Runtime's CUDA provider,
    structured pruning + fp16) on TeacherModel at batch 256, each measured with the harness against the
-   original with its fidelity, plus auto-optimize's choice.
+   original with its fidelity, plus auto-optimize's choice;
+6. the GPU-only passes (torchao int8 weight-only, int8 dynamic and float8, 2:4 sparsity, torch.compile
+   reduce-overhead / CUDA graphs, ONNX Runtime's CUDA provider) on SimpleModel at batch 256, each with
+   the backend and tensor types that ran; one refused for this GPU's compute capability or a missing
+   package is listed with its reason.
 
 Writes ``gpu-report.md`` and ``gpu-report.json`` to ``--out`` and exits 0 when every check passed, 1 when
 one failed, 2 when there is no GPU to check (the report then says so; nothing else is attempted).
@@ -348,6 +352,92 @@ def gpu_passes(budget_s: float) -> Check:
     )
 
 
+GPU_ONLY_PASSES = (
+    [{"name": "torchao_int8_weight_only"}],
+    [{"name": "torchao_int8_dynamic"}],
+    [{"name": "torchao_float8"}],
+    [{"name": "sparsity_2_4"}],
+    [{"name": "torch_compile", "params": {"mode": "reduce-overhead"}}],
+    [{"name": "onnxruntime", "params": {"provider": "cuda"}}],
+)
+
+
+def gpu_only_passes(budget_s: float, batch_size: int = 256) -> Check:
+    """Each GPU-only pass on SimpleModel: what ran (backend, tensor types, kernels), its p50 against
+    the original's and its accuracy. A pass refused for this GPU's compute capability, or for a
+    package this machine lacks (torchao, onnxruntime-gpu), is reported with its reason and is not a
+    failure; a pass that was allowed and then broke is."""
+    import torch
+
+    from workers import zoo
+    from workers.passes import PASSES, InvalidPassParams, plan
+    from workers.passes.candidate import Candidate
+    from workers.passes.context import PassContext
+    from workers.passes.data import digits_for_model
+    from workers.passes.fidelity import measure_fidelity
+    from workers.passes.gpu import torchao_available
+    from workers.passes.pipeline import run_pipeline
+    from workers.passes.search import harness_measure
+
+    entry = zoo.get("SimpleModel")
+    model = entry.build(Path("/tmp/perfmon-gpu-check-zoo")).to("cuda:0").eval()
+    capability = tuple(torch.cuda.get_device_capability(0))
+    ctx = PassContext(input_spec=entry.input_spec, device="cuda:0", data=digits_for_model(entry))
+    measure = harness_measure(entry.input_spec, batch_size, "cuda:0", 1, budget_s)
+    base = measure(model)
+    rows, problems = [], []
+    for recipe in GPU_ONLY_PASSES:
+        name = recipe[0]["name"]
+        label = name + (str(recipe[0]["params"]) if "params" in recipe[0] else "")
+        try:
+            steps = plan(PASSES, recipe, device="cuda:0", has_labeled_data=True, capability=capability)
+        except InvalidPassParams as exc:
+            rows.append({"recipe": label, "refused": str(exc)})
+            continue
+        if name.startswith("torchao_") and torchao_available():
+            rows.append({"recipe": label, "refused": torchao_available()})
+            continue
+        candidate, (report,) = run_pipeline(Candidate(model), steps, ctx)
+        if not report.ok:
+            if "no CUDA provider" in (report.error or ""):
+                rows.append({"recipe": label, "refused": report.error})
+            else:
+                rows.append({"recipe": label, "error": report.error})
+                problems.append(f"{label}: {report.error}")
+            continue
+        timing = measure(candidate.module)
+        fidelity = measure_fidelity(model, candidate.module, ctx)
+        rows.append(
+            {
+                "recipe": label,
+                "backend": candidate.backend,
+                "details": {k: v for k, v in report.details.items() if k != "finetune"},
+                "p50_ms": timing["p50_ms"],
+                "speedup": base["p50_ms"] / timing["p50_ms"],
+                "accuracy": fidelity["accuracy"],
+                "accuracy_original": fidelity["accuracy_original"],
+            }
+        )
+    text = "; ".join(
+        f"{r['recipe']}: "
+        + (
+            f"{r['speedup']:.2f}x, acc {r['accuracy']:.3f} ({r['backend']})"
+            if "speedup" in r
+            else f"refused: {r['refused'][:100]}"
+            if "refused" in r
+            else f"error {r['error'][:100]}"
+        )
+        for r in rows
+    )
+    detail = (
+        f"SimpleModel, batch {batch_size}, compute capability {capability[0]}.{capability[1]}; "
+        f"original p50 {base['p50_ms']:.3f} ms; {text}"
+    )
+    return Check(
+        "GPU-only passes on SimpleModel", not problems, detail, {"rows": rows, "mismatches": problems}
+    )
+
+
 def environment() -> dict[str, Any]:
     env: dict[str, Any] = {"python": platform.python_version(), "host": platform.node()}
     try:
@@ -419,6 +509,7 @@ def main() -> int:
         ("harness vs torch.utils.benchmark on CUDA", lambda: compare_harness_with_timer(args.min_run_time)),
         ("out-of-memory sweep", out_of_memory_sweep),
         ("GPU optimization passes", lambda: gpu_passes(args.min_run_time)),
+        ("GPU-only passes on SimpleModel", lambda: gpu_only_passes(args.min_run_time)),
     ]
     for name, step in steps:
         try:

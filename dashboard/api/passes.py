@@ -18,6 +18,8 @@ class PassParamOut(Schema):
     low: float | None = None
     high: float | None = None
     choices: list[str] | None = None
+    # Choices that run on some devices only, e.g. {"cuda": ["cuda"]} for ONNX Runtime's provider.
+    choice_devices: dict[str, list[str]] | None = None
 
 
 class PassOut(Schema):
@@ -28,6 +30,10 @@ class PassOut(Schema):
     devices: list[str]
     needs_labeled_data: bool
     caveat: str
+    # "8.9": the oldest GPU generation whose kernels the pass needs; None: any.
+    min_compute_capability: str | None = None
+    # A package the worker needs besides perfmon's own (torchao), or None.
+    needs_package: str | None = None
     params: list[PassParamOut]
 
 

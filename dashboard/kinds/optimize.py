@@ -81,6 +81,23 @@ def _check_batch_sizes(batch_sizes: list[int]) -> None:
             raise InvalidJob(f"Batch size {size} is out of range: 1 to {MAX_BATCH_SIZE}", "batch_sizes")
 
 
+def node_capability(node: str, device: str) -> tuple[int, int] | None:
+    """The CUDA compute capability the node's sampler recorded for ``device`` ("cuda:N"), or None
+    when the device is the CPU or the node did not say (the pass then checks on the worker)."""
+    from dashboard.models import Node
+
+    if not node or not device.startswith("cuda"):
+        return None
+    index = int(device.partition(":")[2])
+    info = Node.objects.filter(name=node).values_list("info", flat=True).first() or {}
+    for gpu in info.get("gpus") or []:
+        text = gpu.get("compute_capability") if gpu.get("index") == index else None
+        major, _, minor = str(text or "").partition(".")
+        if major.isdigit() and minor.isdigit():
+            return int(major), int(minor)
+    return None
+
+
 def prepare_optimize(params: dict[str, Any], node: str, model: str) -> dict[str, Any]:
     from workers.passes import PASSES, InvalidPassParams, plan
 
@@ -92,6 +109,7 @@ def prepare_optimize(params: dict[str, Any], node: str, model: str) -> dict[str,
             params["passes"],
             device=params["device"],
             has_labeled_data=has_labeled_data(model, params),
+            capability=node_capability(node, params["device"]),
         )
     except InvalidPassParams as exc:
         raise InvalidJob(str(exc), "passes") from None
@@ -146,6 +164,13 @@ def _context(ctx: JobContext, input_spec, device: str, threads: int, total_steps
         total = context.extra.get("total_steps") or total_steps
         ctx.progress(min(0.99, done["steps"] / max(1, total)), text)
 
+    extra: dict[str, Any] = {"first_batch_size": 1}
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            # plan() refuses passes this GPU is too old for (float8, 2:4) before anything runs.
+            extra["compute_capability"] = tuple(torch.cuda.get_device_capability(device))
     context = PassContext(
         input_spec=input_spec,
         device=device,
@@ -153,7 +178,7 @@ def _context(ctx: JobContext, input_spec, device: str, threads: int, total_steps
         data=data,
         on_step=on_step,
         should_stop=ctx.should_stop,
-        extra={"first_batch_size": 1},
+        extra=extra,
     )
     return context
 
@@ -183,11 +208,14 @@ def _row(
 
 
 def _measure_all(
-    module, input_spec, batch_sizes: list[int], device: str, threads: int, budget_s: float
+    module, input_spec, batch_sizes: list[int], device: str, threads: int, budget_s: float, should_stop
 ) -> dict:
     from workers.passes.search import harness_measure
 
-    return {bs: harness_measure(input_spec, bs, device, threads, budget_s)(module) for bs in batch_sizes}
+    return {
+        bs: harness_measure(input_spec, bs, device, threads, budget_s, should_stop)(module)
+        for bs in batch_sizes
+    }
 
 
 def save_artifact(candidate, input_spec, work_dir: Path) -> tuple[Path, str]:
@@ -256,7 +284,9 @@ def run_optimize(ctx: JobContext) -> RunOutcome:
     try:
         pctx.step("measuring the original")
         original = Candidate(model.to(device).eval())
-        before = _measure_all(model, input_spec, batch_sizes, device, threads, params["measure_budget_s"])
+        before = _measure_all(
+            model, input_spec, batch_sizes, device, threads, params["measure_budget_s"], pctx.should_stop
+        )
         baseline_p50 = {bs: m["p50_ms"] for bs, m in before.items()}
         result["before"] = _row(
             "original", original, before, measure_fidelity(model, model, pctx), size_report(original), None
@@ -269,7 +299,13 @@ def run_optimize(ctx: JobContext) -> RunOutcome:
                 continue
             pctx.step(f"measuring after {step.decl.title}")
             measured = _measure_all(
-                candidate.module, input_spec, batch_sizes, device, threads, params["measure_budget_s"]
+                candidate.module,
+                input_spec,
+                batch_sizes,
+                device,
+                threads,
+                params["measure_budget_s"],
+                pctx.should_stop,
             )
             row = _row(
                 step.decl.name,
@@ -305,7 +341,9 @@ def run_auto(ctx: JobContext) -> RunOutcome:
     # The passes known not to pay off for this model are left out, each with its reason in "skipped".
     recipes, left_out = default_recipes(model, pctx)
     pctx.extra["total_steps"] = 4 + 5 * len(recipes)
-    measure = harness_measure(input_spec, params["batch_size"], device, threads, params["measure_budget_s"])
+    measure = harness_measure(
+        input_spec, params["batch_size"], device, threads, params["measure_budget_s"], pctx.should_stop
+    )
     constraints = Constraints(
         max_accuracy_drop=params["max_accuracy_drop"],
         latency_target_ms=params.get("latency_target_ms"),

@@ -185,3 +185,33 @@ def test_the_same_candidates_timed_at_another_batch_size_are_chosen_by_the_same_
     assert "not faster than the original (1.20x its p50)" in slower.reasons
     assert not next(c for c in again.candidates if c.label == "fast_but_wrong").qualifies
     assert result.chosen.label == "wins_at_32"  # the first result is left as it was
+
+
+def test_a_cancel_ends_the_search_instead_of_failing_one_candidate(setup) -> None:
+    """The harness raises Cancelled at its next poll once the job is cancelled; the search used to
+    catch it as one candidate's measurement error and go on measuring the rest."""
+    from workers.bench.progress import Cancelled
+
+    model, ctx = setup
+    measured = []
+
+    def measure(module):
+        measured.append(getattr(module, "tag", "original"))
+        if len(measured) == 2:
+            raise Cancelled()
+        return {"p50_ms": 1.0}
+
+    variants = [_variant("first"), _variant("second"), _variant("third")]
+    registry = {v.name: v for v in variants}
+    with pytest.raises(Cancelled):
+        auto_optimize(model, ctx, registry, measure, recipes=[[{"name": v.name}] for v in variants])
+    assert measured == ["original", "first"]
+
+
+def test_the_harness_measure_stops_when_asked(setup) -> None:
+    from workers.bench.progress import Cancelled
+
+    model, ctx = setup
+    measure = harness_measure(ctx.input_spec, 8, "cpu", 1, budget_s=60.0, should_stop=lambda: True)
+    with pytest.raises(Cancelled):
+        measure(model)

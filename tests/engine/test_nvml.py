@@ -367,8 +367,9 @@ def test_static_info(fake: FakePynvml) -> None:
         "uuid": "GPU-1234",
         "memory_total_bytes": 80 * GiB,
         "pci_bus_id": "00000000:18:00.0",
+        "compute_capability": "9.0",
     }
-    assert info[1]["name"] == "NVIDIA A10"
+    assert (info[1]["name"], info[1]["compute_capability"]) == ("NVIDIA A10", "8.6")
 
 
 def test_close_shuts_nvml_down_once(fake: FakePynvml) -> None:

@@ -269,3 +269,18 @@ def test_static_int8_calibrates_a_model_that_takes_int64_tokens() -> None:
     assert [r.ok for r in reports] == [True, True], [r.error for r in reports]
     assert reports[1].details["calibration_source"] == "generated"
     assert candidate.module(spec.make(3)).shape == (3, 4)
+
+
+def test_dynamic_int8_on_a_transformer_runs_and_stays_close_to_the_original() -> None:
+    """nn.TransformerEncoderLayer's fast path read the int8 Linear's ``weight`` method as a tensor
+    and raised AttributeError on the first call, so TinyTransformer's int8 candidate never ran."""
+    entry = zoo.get("TinyTransformer")
+    model = entry.build()
+    ctx = PassContext(input_spec=entry.input_spec)
+    candidate, (report,) = _run(model, ["quantize_dynamic"], ctx, has_data=False)
+    assert report.ok, report.error
+    tokens = entry.input_spec.make(2)
+    with torch.inference_mode():
+        got, expected = candidate.module(tokens), model(tokens)
+    assert got.shape == (2, 10)
+    assert torch.allclose(got, expected, atol=0.05)

@@ -101,6 +101,14 @@ _PASSES = (
                 "ORT graph optimization level",
                 choices=GRAPH_LEVELS,
             ),
+            ParamDecl(
+                "provider",
+                "choice",
+                "auto",
+                "execution provider: auto is CUDA on a GPU device, CPU otherwise",
+                choices=("auto", "cpu", "cuda"),
+                choice_devices={"cuda": ("cuda",)},
+            ),
         ),
         extra={"produces": "onnx"},
     ),
@@ -142,6 +150,73 @@ _PASSES = (
                 "default",
                 "inductor mode",
                 choices=("default", "reduce-overhead", "max-autotune"),
+                # reduce-overhead is inductor plus CUDA graphs; on a CPU it would be "default" by another name.
+                choice_devices={"reduce-overhead": ("cuda",)},
+            ),
+        ),
+    ),
+    *(
+        PassDecl(
+            name=name,
+            title=title,
+            summary=summary,
+            run_ref=f"workers.passes.gpu:{name}",
+            devices=("cuda",),
+            min_capability=capability,
+            needs_package="torchao",
+            params=(
+                ParamDecl(
+                    "dtype",
+                    "choice",
+                    "bf16",
+                    "precision of the layers left unquantized",
+                    choices=("bf16", "fp16", "fp32"),
+                ),
+                ParamDecl(
+                    "compile",
+                    "bool",
+                    True,
+                    "torch.compile the result (torchao's quantized layers are slow without it)",
+                ),
+            ),
+        )
+        for name, title, summary, capability in (
+            (
+                "torchao_int8_weight_only",
+                "torchao int8 weight-only",
+                "int8 weights, per channel; activations stay 16-bit (torchao Int8WeightOnlyConfig). GPU only.",
+                None,
+            ),
+            (
+                "torchao_int8_dynamic",
+                "torchao int8 dynamic",
+                "int8 weights and int8 activations quantized per token at run time (torchao Int8DynamicActivationInt8WeightConfig). GPU only.",
+                None,
+            ),
+            (
+                "torchao_float8",
+                "torchao float8",
+                "float8 (e4m3) weights and activations quantized at run time (torchao Float8DynamicActivationFloat8WeightConfig). GPU of compute capability 8.9+ (Ada, Hopper).",
+                (8, 9),
+            ),
+        )
+    ),
+    PassDecl(
+        name="sparsity_2_4",
+        title="2:4 semi-structured sparsity",
+        summary="Prune Linear weights to 2 of every 4 and run them on sparse tensor cores (torch.sparse.to_sparse_semi_structured). GPU of compute capability 8.0+.",
+        run_ref="workers.passes.gpu:sparsity_2_4",
+        devices=("cuda",),
+        min_capability=(8, 0),
+        caveat="magnitude pruning without fine-tuning: check the accuracy change before using it",
+        params=(
+            ParamDecl("dtype", "choice", "fp16", "16-bit format of the model", choices=("fp16", "bf16")),
+            ParamDecl(
+                "kernels",
+                "choice",
+                "cusparselt",
+                "sparse matmul library (CUTLASS where cuSPARSELt is missing)",
+                choices=("cusparselt", "cutlass"),
             ),
         ),
     ),

@@ -29,10 +29,12 @@ def torch_compile(candidate: Candidate, params: Mapping[str, Any], ctx: PassCont
     notes = [
         f"first compile took {compile_s:.1f} s (not counted in the latencies); each new batch size compiles once"
     ]
-    if mode == "reduce-overhead" and ctx.device.startswith("cuda"):
+    graphs = mode == "reduce-overhead" and ctx.device.startswith("cuda")
+    if graphs:
         notes.append("CUDA graphs replay the whole forward pass as one launch")
+    backend = f"torch.compile inductor ({mode}{', CUDA graphs' if graphs else ''})"
     return PassOutcome(
-        candidate.after("torch_compile", module=compiled, backend=f"torch.compile inductor ({mode})"),
+        candidate.after("torch_compile", module=compiled, backend=backend),
         notes=tuple(notes),
         details={"compile_s": compile_s, "mode": mode},
     )

@@ -34,6 +34,8 @@ class ParamDecl:
     low: float | None = None  # inclusive bounds for int and float
     high: float | None = None
     choices: tuple[str, ...] = ()
+    # Choices that only run on some devices, e.g. {"cuda": ("cuda",)} for an execution provider.
+    choice_devices: Mapping[str, tuple[Device, ...]] = field(default_factory=dict)
 
     def parse(self, pass_name: str, value: Any) -> Any:
         where = f"pass {pass_name!r}, parameter {self.name!r}"
@@ -66,6 +68,8 @@ class ParamDecl:
             out.update(low=self.low, high=self.high)
         if self.choices:
             out["choices"] = list(self.choices)
+        if self.choice_devices:
+            out["choice_devices"] = {c: list(d) for c, d in self.choice_devices.items()}
         return out
 
 
@@ -85,6 +89,10 @@ class PassDecl:
     needs_labeled_data: bool = False
     # Architectures the pass refuses, by the model class's name (e.g. attention models for structured pruning).
     caveat: str = ""
+    # The lowest CUDA compute capability whose kernels the pass needs (float8: 8.9, 2:4 sparsity: 8.0).
+    min_capability: tuple[int, int] | None = None
+    # A Python package the pass imports that perfmon does not require (torchao): named in its refusal.
+    needs_package: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -111,7 +119,16 @@ class PassDecl:
             for name, decl in known.items()
         }
 
-    def check_applies(self, form: Form, device: str) -> None:
+    def check_applies(
+        self,
+        form: Form,
+        device: str,
+        params: Mapping[str, Any] | None = None,
+        capability: tuple[int, int] | None = None,
+    ) -> None:
+        """Refuse the pass where it cannot run: the model's form at this point, the device kind, a
+        parameter choice that needs another device, or a GPU older than ``min_capability``
+        (``capability`` is the GPU's, when known; None skips that check)."""
         if form not in self.accepts:
             raise InvalidPassParams(
                 f"pass {self.name!r} applies to {' or '.join(self.accepts)} models, and the model is {form} at this point"
@@ -119,7 +136,24 @@ class PassDecl:
         kind = "cuda" if device.startswith("cuda") else "cpu"
         if kind not in self.devices:
             raise InvalidPassParams(
-                f"pass {self.name!r} runs on {' or '.join(self.devices)} only, not {device}"
+                f"pass {self.name!r} needs a CUDA GPU, and the device is {device}"
+                if self.devices == ("cuda",)
+                else f"pass {self.name!r} runs on {' or '.join(self.devices)} only, not {device}"
+            )
+        for decl in self.params:
+            value = (params or {}).get(decl.name)
+            allowed = decl.choice_devices.get(value) if isinstance(value, str) else None
+            if allowed and kind not in allowed:
+                raise InvalidPassParams(
+                    f"pass {self.name!r}, parameter {decl.name!r}: {value!r} needs a CUDA GPU, and the device is {device}"
+                    if allowed == ("cuda",)
+                    else f"pass {self.name!r}, parameter {decl.name!r}: {value!r} runs on {' or '.join(allowed)} only, not {device}"
+                )
+        if kind == "cuda" and self.min_capability and capability and tuple(capability) < self.min_capability:
+            need = ".".join(map(str, self.min_capability))
+            raise InvalidPassParams(
+                f"pass {self.name!r} needs a GPU of compute capability {need} or newer, and {device} is "
+                f"{'.'.join(map(str, capability))}"
             )
 
     def to_json(self) -> dict[str, Any]:
@@ -131,5 +165,9 @@ class PassDecl:
             "devices": list(self.devices),
             "needs_labeled_data": self.needs_labeled_data,
             "caveat": self.caveat,
+            "min_compute_capability": ".".join(map(str, self.min_capability))
+            if self.min_capability
+            else None,
+            "needs_package": self.needs_package or None,
             "params": [p.to_json() for p in self.params],
         }

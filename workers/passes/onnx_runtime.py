@@ -103,8 +103,10 @@ def onnxruntime(candidate: Candidate, params: Mapping[str, Any], ctx: PassContex
     onnx_bytes = export_onnx(
         reference, ctx.example_batch(2).cpu() if ctx.device.startswith("cpu") else ctx.example_batch(2)
     )
+    # "auto" follows the job's device (CUDA provider on a GPU); "cpu" keeps ORT on the CPU there.
+    session_device = "cpu" if params.get("provider") == "cpu" else ctx.device
     session = OrtModule(
-        onnx_bytes, threads=ctx.threads, device=ctx.device, graph_level=params["graph_optimization"]
+        onnx_bytes, threads=ctx.threads, device=session_device, graph_level=params["graph_optimization"]
     )
     worst = _check_outputs(reference, session, ctx, FP32_ATOL, FP32_RTOL)
     return PassOutcome(
@@ -124,6 +126,7 @@ def onnxruntime(candidate: Candidate, params: Mapping[str, Any], ctx: PassContex
             "provider": session.provider,
             "max_abs_diff": worst,
             "graph_optimization": params["graph_optimization"],
+            "provider_requested": params.get("provider", "auto"),
         },
     )
 

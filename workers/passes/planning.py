@@ -22,10 +22,12 @@ def plan(
     device: str,
     has_labeled_data: bool,
     start_form: str = "torch",
+    capability: tuple[int, int] | None = None,
 ) -> list[Step]:
     """Check a requested pipeline ([{"name", "params"?}, ...]) before anything runs: every pass known,
     every parameter in range, each pass applicable to the form the previous one leaves (ONNX Runtime's
-    int8 needs the graph the onnxruntime pass exports) and to the device. Raises InvalidPassParams."""
+    int8 needs the graph the onnxruntime pass exports), to the device and, where ``capability`` (the
+    GPU's CUDA compute capability) is known, to the GPU's generation. Raises InvalidPassParams."""
     if not requested:
         raise InvalidPassParams("passes: give at least one pass")
     steps, form = [], start_form
@@ -39,7 +41,7 @@ def plan(
         if unknown_keys:
             raise InvalidPassParams(f"pass {decl.name!r}: unknown field {sorted(unknown_keys)[0]!r}")
         params = decl.parse_params(item.get("params"))
-        decl.check_applies(form, device)  # type: ignore[arg-type]
+        decl.check_applies(form, device, params, capability)  # type: ignore[arg-type]
         if decl.needs_labeled_data and not has_labeled_data:
             raise InvalidPassParams(
                 f"pass {decl.name!r} needs a labeled data set, and this model has none: upload a .npz "

@@ -41,6 +41,7 @@ def quantize_dynamic(candidate: Candidate, params: Mapping[str, Any], ctx: PassC
         from torch.ao.quantization import quantize_dynamic as ao_quantize_dynamic
 
         quantized = ao_quantize_dynamic(model, layer_types, dtype=torch.qint8)
+    _off_fast_path(quantized)
     count = sum(
         1 for m in quantized.modules() if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")
     )
@@ -49,6 +50,20 @@ def quantize_dynamic(candidate: Candidate, params: Mapping[str, Any], ctx: PassC
         notes=(f"{count} layers run int8 kernels ({engine}); other layers stay fp32",),
         details={"quantized_layers": count, "engine": engine},
     )
+
+
+def _no_op_hook(module: nn.Module, args: tuple) -> None:
+    return None
+
+
+def _off_fast_path(model: nn.Module) -> None:
+    """nn.TransformerEncoderLayer's inference fast path reads ``linear1.weight`` as a tensor, but a
+    dynamic int8 Linear's ``weight`` is a method, so the layer raises AttributeError on its first
+    call. Any forward pre-hook sends that layer down the ordinary path (the fast path checks for
+    hooks before it reads the weights), so each such layer gets one that does nothing."""
+    for module in model.modules():
+        if isinstance(module, nn.TransformerEncoderLayer) and not isinstance(module.linear1, nn.Linear):
+            module.register_forward_pre_hook(_no_op_hook)
 
 
 class _CastIO(nn.Module):

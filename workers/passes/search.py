@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from workers.bench.progress import Cancelled
 from workers.passes.candidate import Candidate
 from workers.passes.context import PassContext
 from workers.passes.fidelity import measure_fidelity, relative_drop
@@ -96,6 +97,12 @@ def not_applicable(model: nn.Module, ctx: PassContext, pass_name: str) -> str | 
         )
     if pass_name == "half_precision" and on_cpu and not _native_bf16():
         return "this CPU has no native bf16/fp16 arithmetic (AVX512-BF16 or AMX), so 16-bit runs emulated"
+    if pass_name.startswith("torchao_"):
+        from workers.passes.gpu import torchao_available
+
+        missing = torchao_available()
+        if missing:
+            return missing
     if pass_name == "prune_structured" and has_attention and ctx.data is None:
         return (
             "attention model without a data set: only the feed-forward width can be pruned, and "
@@ -141,6 +148,12 @@ def gpu_recipes(has_data: bool) -> list[list[dict[str, Any]]]:
             {"name": "prune_structured", "params": {"amount": 0.5}},
             {"name": "half_precision", "params": {"dtype": "fp16"}},
         ],
+        # torchao's layers under torch.compile; float8 and 2:4 are refused by plan() on GPUs
+        # older than their declared compute capability, and listed as skipped.
+        [{"name": "torchao_int8_weight_only"}],
+        [{"name": "torchao_int8_dynamic"}],
+        [{"name": "torchao_float8"}],
+        [{"name": "sparsity_2_4"}],
     ]
     if has_data:
         recipes.append(
@@ -310,9 +323,17 @@ def auto_optimize(
     cache = _PrefixCache(start)
     candidates: list[Measured] = []
     runnable = []
+    capability = ctx.extra.get("compute_capability")
     for recipe in recipes:
         try:
-            runnable.append((recipe, plan(registry, recipe, device=ctx.device, has_labeled_data=has_data)))
+            runnable.append(
+                (
+                    recipe,
+                    plan(
+                        registry, recipe, device=ctx.device, has_labeled_data=has_data, capability=capability
+                    ),
+                )
+            )
         except ValueError as exc:
             skipped.append(f"{label_of(recipe)}: {exc}")
     for index, (recipe, steps) in enumerate(runnable, start=1):
@@ -331,6 +352,8 @@ def auto_optimize(
                 item.latency = measure(candidate.module)
                 item.fidelity = measure_fidelity(model, candidate.module, ctx)
                 item.size = size_report(candidate)
+            except Cancelled:
+                raise  # the user's cancel ends the search, it is not one candidate's failure
             except Exception as exc:  # a candidate that cannot be measured is reported, the search goes on
                 item.error = f"{type(exc).__name__}: {exc}"[:2000]
         _judge(item, baseline, constraints)
@@ -377,6 +400,8 @@ def remeasure(result: SearchResult, measure: Measure, constraints: Constraints) 
         if item.module is not None and item.error is None and all(r.ok for r in item.reports):
             try:
                 copy.latency = measure(item.module)
+            except Cancelled:
+                raise
             except Exception as exc:  # reported like in the search, the others still count
                 copy.error = f"{type(exc).__name__}: {exc}"[:2000]
         return copy
@@ -409,8 +434,17 @@ class _Sealed(nn.Module):
         return self._inner(x)
 
 
-def harness_measure(input_spec, batch_size: int, device: str, threads: int, budget_s: float = 3.0) -> Measure:
-    """The production ``measure``: perfmon's harness at one batch size, as a benchmark job times it."""
+def harness_measure(
+    input_spec,
+    batch_size: int,
+    device: str,
+    threads: int,
+    budget_s: float = 3.0,
+    should_stop: Callable[[], bool] | None = None,
+) -> Measure:
+    """The production ``measure``: perfmon's harness at one batch size, as a benchmark job times it.
+    ``should_stop`` is polled between timing blocks (a job's cancel): ``Cancelled`` is raised then,
+    so a cancel does not wait for the measurement's budget to run out."""
     from workers.bench import BenchSpec, run_benchmark
 
     def measure(module: nn.Module) -> dict[str, Any]:
@@ -422,7 +456,9 @@ def harness_measure(input_spec, batch_size: int, device: str, threads: int, budg
             time_budget_s=budget_s,
             min_duration_s=min(1.0, budget_s / 2),
         )
-        run = run_benchmark(_Sealed(module.eval()), input_spec, spec).to_json()["runs"][0]
+        run = run_benchmark(_Sealed(module.eval()), input_spec, spec, should_stop=should_stop).to_json()[
+            "runs"
+        ][0]
         if run.get("error"):
             raise RuntimeError(run["error"])
         latency = run["latency_ms"]

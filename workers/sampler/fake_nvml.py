@@ -114,6 +114,9 @@ class FakePynvml:
     def nvmlDeviceGetPciInfo(self, h: Any) -> SimpleNamespace:
         return SimpleNamespace(busId=self._get("nvmlDeviceGetPciInfo", h, "bus_id"))
 
+    def nvmlDeviceGetCudaComputeCapability(self, h: Any) -> tuple[int, int]:
+        return tuple(self._get("nvmlDeviceGetCudaComputeCapability", h, "compute_capability"))
+
     def nvmlDeviceGetMemoryInfo(self, h: Any) -> SimpleNamespace:
         total = self._get("nvmlDeviceGetMemoryInfo", h, "total")
         used = self._gpu(h)["used"]
@@ -207,6 +210,7 @@ def h100(**overrides: Any) -> dict[str, Any]:
         "uuid": "GPU-1234",
         "bus_id": b"00000000:18:00.0",
         "total": 80 * GiB,
+        "compute_capability": (9, 0),
         "used": 10 * GiB,
         "util": 55,
         "mem_util": 20,
@@ -231,7 +235,14 @@ def h100(**overrides: Any) -> dict[str, Any]:
 
 def a10_without_extras(**overrides: Any) -> dict[str, Any]:
     """A GPU without fan, power, ECC or PCIe readings, persistence off and no process SM %."""
-    gpu = h100(name="NVIDIA A10", uuid=b"GPU-5678", bus_id="00000000:3B:00.0", persistence=0, **overrides)
+    gpu = h100(
+        name="NVIDIA A10",
+        uuid=b"GPU-5678",
+        bus_id="00000000:3B:00.0",
+        persistence=0,
+        compute_capability=(8, 6),
+        **overrides,
+    )
     for key in (
         "fan",
         "power_mw",

@@ -95,6 +95,7 @@ class _Device:
     uuid: str | None = None
     pci_bus_id: str | None = None
     memory_total_bytes: int | None = None
+    compute_capability: str | None = None  # "9.0"; which optimization passes the GPU can run
     power_limit_w: float | None = None
     persistence_mode: bool | None = None
     ecc_enabled: bool | None = None
@@ -210,7 +211,7 @@ class Nvml:
 
     def static_info(self) -> list[dict[str, Any]]:
         """Facts that do not change while the driver is loaded, per physical GPU:
-        ``--query-gpu=index,name,uuid,memory.total,pci.bus_id``."""
+        ``--query-gpu=index,name,uuid,memory.total,pci.bus_id,compute_cap``."""
         self._refresh_static_if_due()
         return [
             {
@@ -219,6 +220,7 @@ class Nvml:
                 "uuid": d.uuid,
                 "memory_total_bytes": d.memory_total_bytes,
                 "pci_bus_id": d.pci_bus_id,
+                "compute_capability": d.compute_capability,
             }
             for d in self._devices
             if not d.is_mig
@@ -286,6 +288,7 @@ class Nvml:
         device.pci_bus_id = text(getattr(pci, "busId", None)) or device.pci_bus_id
         mem = self._call(device, "nvmlDeviceGetMemoryInfo")
         device.memory_total_bytes = number(getattr(mem, "total", None))
+        device.compute_capability = _capability(self._call(device, "nvmlDeviceGetCudaComputeCapability"))
         device.power_limit_w = scaled(self._call(device, "nvmlDeviceGetEnforcedPowerLimit"), 1e-3)
         device.persistence_mode = enabled(self._call(device, "nvmlDeviceGetPersistenceMode"))
         device.ecc_enabled = enabled(self._call(device, "nvmlDeviceGetEccMode"))
@@ -452,3 +455,10 @@ class Nvml:
         if d.persistence_mode is False:
             return [f"{label}: {PERSISTENCE_OFF_WARNING}"]
         return []
+
+
+def _capability(value: Any) -> str | None:
+    """NVML's (major, minor) as "9.0"; None when the driver could not say."""
+    if isinstance(value, tuple | list) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return f"{value[0]}.{value[1]}"
+    return None
