@@ -13,10 +13,10 @@ from django.utils import timezone
 
 
 class Comparator(models.TextChoices):
-    GT = ">"
-    GE = ">="
-    LT = "<"
-    LE = "<="
+    GT = ">", ">"
+    GE = ">=", "≥"
+    LT = "<", "<"
+    LE = "<=", "≤"
 
 
 class NoDataPolicy(models.TextChoices):
