@@ -117,6 +117,8 @@ class SamplerDaemon:
         self._publish_wakeup = threading.Event()
         self._described_at = float("-inf")
         self._redis_back_since: float | None = None
+        self._touch_sql: str | None = None
+        self._reconnect = False
 
     def run(self, stop: threading.Event) -> None:
         log.info(
@@ -245,24 +247,41 @@ class SamplerDaemon:
         )
 
     def record_heartbeat(self, sample: NodeSample) -> None:
-        close_old_connections()  # drop a connection the database closed, instead of failing forever
+        if self._reconnect:
+            close_old_connections()  # drop a connection the database closed, instead of failing forever
         try:
             # A locked database must not hold up history for long: give up after half a second.
             with short_lock_wait(0.5):
                 self._beat(sample)
             self.beats += 1
+            self._reconnect = False
         except Exception as exc:  # database locked or away: the next beat tries again
             log.warning("could not record the heartbeat: %s", exc)
+            self._reconnect = True
 
     def _beat(self, sample: NodeSample) -> None:
         # The time of the newest sample, not of the write: what "last seen" means.
         seen = datetime.fromtimestamp(sample.ts, tz=UTC)
         stale = time.monotonic() - self._described_at > REDESCRIBE_EVERY_S
         # A node deleted in the admin while its sampler runs comes back on the next beat.
-        if stale or not Node.objects.filter(name=self.node_name).update(
-            last_seen=seen, gpu_status=sample.gpu_status
-        ):
+        if stale or not self._touch(seen, sample.gpu_status):
             self._register(sample, seen)
+
+    def _touch(self, seen: datetime, gpu_status: str) -> bool:
+        """``Node.objects.filter(name=...).update(last_seen=..., gpu_status=...)`` as one prepared
+        statement: the ORM's query building was most of a beat's CPU. Returns whether the row exists."""
+        if self._touch_sql is None:
+            ops, meta = connection.ops, Node._meta
+            self._touch_sql = (
+                f"UPDATE {ops.quote_name(meta.db_table)} SET {ops.quote_name(meta.get_field('last_seen').column)} = %s, "
+                f"{ops.quote_name(meta.get_field('gpu_status').column)} = %s "
+                f"WHERE {ops.quote_name(meta.get_field('name').column)} = %s"
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                self._touch_sql, [connection.ops.adapt_datetimefield_value(seen), gpu_status, self.node_name]
+            )
+            return cursor.rowcount > 0
 
     def _register(self, sample: NodeSample, now) -> None:
         info = describe_node(self.node_name, self.sampler.nvml, sample.gpu_status)
