@@ -65,17 +65,8 @@ def _mode_percent(before: Any, after: Any) -> dict[str, float]:
 # node_exporter's default --collector.diskstats.device-exclude: partitions (counted in their
 # disk), RAM disks, loop devices and floppies, so the totals count each byte once.
 _EXCLUDED_DISK = re.compile(r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")
-# /proc/meminfo fields the probe reads, by node_exporter's name (node_memory_<name>_bytes).
-_MEMINFO_KEYS = (
-    "MemTotal",
-    "MemFree",
-    "MemAvailable",
-    "Buffers",
-    "Cached",
-    "SReclaimable",
-    "SwapTotal",
-    "SwapFree",
-)
+# Meminfo fields HostSample carries in fields of their own, so not again in memory_detail_bytes.
+_MEMINFO_IN_FIELDS = frozenset({"MemTotal", "MemAvailable", "SwapTotal", "SwapFree"})
 _CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 # psutil's Linux cpu_times() fields, in /proc/stat's order.
 _CpuTimes = namedtuple(
@@ -89,16 +80,25 @@ _SECTOR_BYTES = 512  # /proc/diskstats counts 512-byte sectors whatever the devi
 # The probe reads /proc itself where it can: psutil's cpu_times(), cpu_times(percpu=True),
 # disk_io_counters() and net_io_counters() read /proc/stat twice, /proc/diskstats and
 # /proc/net/dev through general parsers, which together were most of a tick's CPU time.
-def _cpu_times() -> tuple[Any, list[Any]]:
+# /proc/stat's other lines, as node_exporter's stat collector names them (node_<name>): the
+# first number of each (the "intr" line's first is the total of all interrupts).
+_STAT_COUNTERS = {b"ctxt": "context_switches_total", b"intr": "intr_total", b"processes": "forks_total"}
+
+
+def _cpu_times() -> tuple[Any, list[Any], dict[str, int]]:
     """The machine's and each CPU's times in seconds (``psutil.cpu_times()`` and
-    ``cpu_times(percpu=True)``) from one read of ``/proc/stat``."""
+    ``cpu_times(percpu=True)``), and the counters of ``_STAT_COUNTERS`` (empty where there is no
+    ``/proc/stat``), from one read of ``/proc/stat``."""
     try:
         with open("/proc/stat", "rb", buffering=0) as f:
             data = f.read(1 << 20)
-        total, per_cpu = None, []
+        total, per_cpu, counters = None, [], {}
         for line in data.splitlines():
             if not line.startswith(b"cpu"):
-                break  # the cpu lines come first
+                name, _, rest = line.partition(b" ")
+                if name in _STAT_COUNTERS:
+                    counters[_STAT_COUNTERS[name]] = int(rest.lstrip().partition(b" ")[0])
+                continue
             fields = line.split()
             values = [int(v) / _CLOCK_TICKS for v in fields[1:11]]
             times = _CpuTimes(*values, *[0.0] * (10 - len(values)))
@@ -108,28 +108,28 @@ def _cpu_times() -> tuple[Any, list[Any]]:
                 per_cpu.append(times)
         if total is None or not per_cpu:
             raise ValueError("no cpu lines")
-        return total, per_cpu
+        return total, per_cpu, counters
     except (OSError, ValueError):  # not Linux
-        return psutil.cpu_times(), psutil.cpu_times(percpu=True)
+        return psutil.cpu_times(), psutil.cpu_times(percpu=True), {}
 
 
 def _meminfo() -> dict[str, int]:
-    """The ``/proc/meminfo`` fields of ``_MEMINFO_KEYS`` in bytes (``free -b``); those the system
-    lacks are absent. MemTotal, MemAvailable, SwapTotal and SwapFree are always there.
+    """Every ``/proc/meminfo`` field counted in kB, in bytes, by node_exporter's name for it
+    ("Active(anon)" -> "Active_anon"; node_memory_<name>_bytes); fields without a unit (huge page
+    counts) are left out. MemTotal, MemAvailable, SwapTotal and SwapFree are always there.
 
     One read of ``/proc/meminfo`` where there is one: psutil's ``swap_memory()`` also reads
     ``/proc/vmstat`` for swap-in/out counts this probe does not use, which tripled its cost.
     """
     try:
         with open("/proc/meminfo", "rb", buffering=0) as f:
-            data = b"\n" + f.read(16384)
+            data = f.read(16384)
         values = {}
-        for key in _MEMINFO_KEYS:
-            # "\nCached:" and not "Cached:", which would also find "SwapCached:".
-            start = data.find(b"\n" + key.encode() + b":")
-            if start >= 0:
-                start += len(key) + 2
-                values[key] = int(data[start : data.index(b"kB", start)]) * 1024
+        for line in data.splitlines():
+            key, _, rest = line.partition(b":")
+            number, _, unit = rest.strip().partition(b" ")
+            if unit == b"kB":
+                values[key.decode().replace("(", "_").replace(")", "")] = int(number) * 1024
         if "MemAvailable" not in values:  # a kernel before 3.14
             raise ValueError("no MemAvailable")
         return values
@@ -319,7 +319,7 @@ class HostProbe:
         top: TopProcessScanner | None = None,
     ) -> None:
         self._clock = clock
-        self._last_total, self._last_per_cpu = _cpu_times()
+        self._last_total, self._last_per_cpu, _ = _cpu_times()
         self._last_io: tuple[float, tuple[int, int] | None, tuple[int, int] | None] | None = None
         self._last_pressure: tuple[float, dict[str, float]] | None = None
         self._disk_included: dict[str, bool] = {}
@@ -338,7 +338,7 @@ class HostProbe:
     def sample(self) -> HostSample:
         """CPU (like ``top``), load (``uptime``), memory and swap (``free -b``), disk and network
         bytes/s (``vmstat``/``sar -n DEV``, loopback excluded) right now."""
-        total, per_cpu = _cpu_times()
+        total, per_cpu, stat_counters = _cpu_times()
         cpu_percent = _percent(self._last_total, total)
         cpu_mode_percent = _mode_percent(self._last_total, total)
         per_cpu_percent = tuple(_percent(a, b) for a, b in zip(self._last_per_cpu, per_cpu, strict=False))
@@ -389,9 +389,7 @@ class HostProbe:
             net_rx_bytes_per_s=rates[2],
             net_tx_bytes_per_s=rates[3],
             boot_time_s=self._boot_time_s,
-            memory_detail_bytes={
-                k: meminfo[k] for k in ("MemFree", "Buffers", "Cached", "SReclaimable") if k in meminfo
-            },
+            memory_detail_bytes={k: v for k, v in meminfo.items() if k not in _MEMINFO_IN_FIELDS},
             filesystems=_filesystems(self._mounts),
             counters={
                 "cpu_seconds_total": {m: getattr(total, m) for m in _CPU_MODES if hasattr(total, m)},
@@ -399,6 +397,7 @@ class HostProbe:
                     {m: getattr(cpu, m) for m in _CPU_MODES if hasattr(cpu, m)} for cpu in per_cpu
                 ],
                 **pressure,
+                **stat_counters,
                 "disk_read_bytes_total": disk[0] if disk else None,
                 "disk_written_bytes_total": disk[1] if disk else None,
                 "network_receive_bytes_total": net[0] if net else None,

@@ -162,7 +162,8 @@ class HostSample:
     ``network_receive_bytes_total`` and ``network_transmit_bytes_total`` (loopback excluded) and,
     where the kernel has PSI, ``pressure_{cpu,memory,io}_{waiting,stalled}_seconds_total``.
     Also for Prometheus only: ``boot_time_s`` (epoch seconds), ``memory_detail_bytes``
-    (/proc/meminfo's MemFree, Buffers, Cached, SReclaimable where present) and ``filesystems``
+    (every /proc/meminfo field in kB but MemTotal, MemAvailable, SwapTotal and SwapFree, by
+    node_exporter's names: "Active_anon") and ``filesystems``
     ({device, mountpoint, fstype, size_bytes, free_bytes, avail_bytes} per local mount).
     ``cpu_mode_percent`` ({mode: % of the machine's CPU time}) and ``pressure_percent``
     ({"cpu_waiting", ...: % of wall time}) cover the time since the previous sample; both may be
