@@ -170,11 +170,16 @@ class SamplerDaemon:
         until stopped and drained."""
         try:
             # The first sample at once: the node registers (and shows online) on its first tick.
-            try:
-                first = self._to_record.get(timeout=30)
-            except queue.Empty:
-                first = None
-            stopping = False
+            first = None
+            while first is None and not stop.is_set():
+                try:
+                    first = self._to_record.get(timeout=self.interval_s)
+                except queue.Empty:
+                    continue
+            stopping = stop.is_set()
+            # Wake on a fixed schedule, so that a slow write (a locked database) does not push
+            # every later beat back.
+            due = time.monotonic()
             while True:
                 samples = [] if first is None else [first]
                 first = None
@@ -183,7 +188,8 @@ class SamplerDaemon:
                 self.record(samples)
                 if stopping:
                     break
-                stopping = stop.wait(self.beat_every_s)
+                due = max(due + self.beat_every_s, time.monotonic())
+                stopping = stop.wait(due - time.monotonic())
             self.history.flush()
         finally:
             connection.close()
