@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 
 from perfmon.private_redis import free_port  # noqa: E402
-from tests.e2e.stack import Stack, cmdline, start_stack  # noqa: E402
+from tests.e2e.stack import Stack, cmdline, start_stack_process  # noqa: E402
 
 NODE_EXPORTER = "prometheus-node-exporter"
 WARM_UP_S = 15.0  # the first ticks open NVML, register the node, create the history series
@@ -123,6 +123,18 @@ def start_node_exporter() -> tuple[subprocess.Popen, str] | None:
     return None
 
 
+def wait_for_dashboard(stack: Stack, timeout_s: float = 300) -> None:
+    """Until the stack's web server answers (its health may stay red on a machine this busy)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if stack.process.poll() is not None:
+            raise SystemExit(f"perfmon up exited with {stack.process.returncode}:\n{stack.log()}")
+        if "dashboard at" in stack.log():
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"the dashboard did not come up within {timeout_s} s:\n{stack.log()}")
+
+
 def sampler_process(stack: Stack, timeout_s: float = 60) -> psutil.Process:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -165,8 +177,11 @@ def measure(args: argparse.Namespace, data_dir: Path, demo_gpus: int, peer) -> N
     env = {"PERFMON_SAMPLE_INTERVAL_S": "1.0", "PERFMON_NODE_NAME": node, "PERFMON_DEMO_GPUS": str(demo_gpus)}
     if args.database_url:
         env["DATABASE_URL"] = args.database_url
-    stack = start_stack(data_dir, **env)
+    stack = start_stack_process(data_dir, **env)
+    children: list[psutil.Process] = []
     try:
+        wait_for_dashboard(stack)
+        children = stack.descendants()
         sampler = sampler_process(stack)
         time.sleep(WARM_UP_S)
         exporter = psutil.Process(peer[0].pid) if peer else None
@@ -193,7 +208,11 @@ def measure(args: argparse.Namespace, data_dir: Path, demo_gpus: int, peer) -> N
             time.sleep(1.0)
         stored, ticks = history_in_window(node, start_epoch, end_epoch)
     finally:
+        children = children or stack.descendants()
         stack.stop()
+        for child in children:  # a stack that never came up may leave its children behind
+            if child.is_running():
+                child.kill()
 
     expected = int(round(seconds))
     print(
