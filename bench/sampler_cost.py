@@ -1,28 +1,42 @@
-"""What the sampler daemon costs: CPU per tick, the process scan, and memory over many ticks.
+"""What the sampler daemon really costs: its process's CPU over N ticks in a running stack, per
+tick and per value, beside prometheus-node-exporter measured over the same seconds.
 
-Prints:
-  - host tick: CPU ms per ``HostProbe.sample()`` (process table not rescanned), median of blocks
-  - process scan: ms per full scan and us per process (done every 5 s, not every tick)
-  - GPU tick: CPU and wall ms per ``Nvml.sample()`` when NVML opens here
-  - serialisation: ms per ``NodeSample.to_json()`` + ``json.dumps`` (what publishing pays)
-  - the daemon's share of one core at 1 Hz, with the scan amortised over its 5 s period
-  - RSS before and after N ticks of the whole ``Sampler.tick()`` with a clock moving 1 s per
-    tick (so the process table is rescanned every 5 ticks, as at 1 Hz): memory must stay flat.
+For each ``--demo-gpus`` count it starts the real ``perfmon up`` (tests/e2e/stack.py: private Redis,
+the database in a fresh data dir, or ``--database-url``) sampling at 1 Hz, finds the sampler child
+process, lets it warm up, and then over ``--seconds`` reads with psutil the CPU time (user + system,
+all threads) of
 
-Target (issue 3): host tick about 1 ms of CPU or less; whole daemon under 1% of one core at 1 Hz.
+  - the sampler process: every tick's probing, Redis sends, heartbeat and history writes, and
+  - ``prometheus-node-exporter`` (if on PATH; started here on a free port), scraped over HTTP by this
+    script once a second, as Prometheus would at a 1 s interval.
 
-    .venv/bin/python bench/sampler_cost.py [--ticks 300] [--memory-ticks 3000]
+Values per tick are counted where a user gets them, not from the code:
+
+  - history: samples of the node stored in the database with timestamps inside the window, divided
+    by the distinct tick timestamps among them (and ticks missing from history are reported);
+  - /metrics: the node's series in the stack's Prometheus export (each refreshed every tick);
+  - node_exporter: sample lines per scrape.
+
+Prints, for each: CPU ms per tick (per scrape), % of one core, and CPU us per value.
+
+    .venv/bin/python bench/sampler_cost.py [--seconds 120] [--demo-gpus 0 8] [--database-url URL]
+
+The stack's other processes (web, workers, beat) run too, so the figures hold on a machine that is
+busy with more than the sampler; only the sampler's own CPU time is counted for perfmon.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import json
-import statistics
+import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,108 +44,228 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
-from workers.sampler.host import HostProbe  # noqa: E402
-from workers.sampler.loop import Sampler  # noqa: E402
-from workers.sampler.nvml import Nvml, NvmlUnavailable  # noqa: E402
-from workers.sampler.top_processes import scan_processes  # noqa: E402
+from perfmon.private_redis import free_port  # noqa: E402
+from tests.e2e.stack import Stack, cmdline, start_stack_process  # noqa: E402
+
+NODE_EXPORTER = "prometheus-node-exporter"
+WARM_UP_S = 15.0  # the first ticks open NVML, register the node, create the history series
 
 
-class StepClock:
-    """Monotonic seconds that move only when told: lets N ticks stand for N seconds at 1 Hz."""
+@dataclass(frozen=True)
+class Cost:
+    """CPU seconds a process used over ``seconds`` of wall time for ``ticks`` ticks (or scrapes)."""
 
-    def __init__(self) -> None:
-        self.now_s = time.monotonic()
+    name: str
+    cpu_s: float
+    seconds: float
+    ticks: int
+    values_per_tick: float
 
-    def __call__(self) -> float:
-        return self.now_s
+    @property
+    def ms_per_tick(self) -> float:
+        return self.cpu_s / max(1, self.ticks) * 1e3
+
+    @property
+    def core_percent(self) -> float:
+        return self.cpu_s / self.seconds * 100
+
+    @property
+    def us_per_value(self) -> float:
+        return self.ms_per_tick * 1e3 / self.values_per_tick if self.values_per_tick else float("nan")
+
+    def line(self, what: str) -> str:
+        return (
+            f"  {self.name:<28} {self.ms_per_tick:6.2f} ms CPU/tick  {self.core_percent:5.2f}% of a core  "
+            f"{self.values_per_tick:6.0f} {what:<22} {self.us_per_value:6.2f} us CPU/value"
+        )
 
 
-def cpu_ms_per_call(fn: Callable[[], object], calls: int, blocks: int = 5) -> tuple[float, float]:
-    """Median and max over ``blocks`` of CPU ms per call (``time.process_time``)."""
-    per_block = max(1, calls // blocks)
-    fn()  # warm-up: first calls open files and fill caches
-    results = []
-    for _ in range(blocks):
-        start = time.process_time()
-        for _ in range(per_block):
-            fn()
-        results.append((time.process_time() - start) / per_block * 1e3)
-    return statistics.median(results), max(results)
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def sample_lines(text: str, node: str | None = None) -> int:
+    """Sample lines of a Prometheus text exposition (``# HELP``/``# TYPE`` left out); only the
+    series labelled with ``node`` (instance, nodename or Hostname) when given."""
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    if node is None:
+        return len(lines)
+    marks = (f'instance="{node}"', f'nodename="{node}"', f'Hostname="{node}"', f'node="{node}"')
+    return sum(1 for line in lines if any(mark in line for mark in marks))
+
+
+def start_node_exporter() -> tuple[subprocess.Popen, str] | None:
+    binary = shutil.which(NODE_EXPORTER)
+    if binary is None:
+        return None
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            get(url)
+            return process, url
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    return None
+
+
+def wait_for_dashboard(stack: Stack, timeout_s: float = 300) -> None:
+    """Until the stack's web server answers (its health may stay red on a machine this busy)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if stack.process.poll() is not None:
+            raise SystemExit(f"perfmon up exited with {stack.process.returncode}:\n{stack.log()}")
+        if "dashboard at" in stack.log():
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"the dashboard did not come up within {timeout_s} s:\n{stack.log()}")
+
+
+def sampler_process(stack: Stack, timeout_s: float = 60) -> psutil.Process:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for child in stack.descendants():
+            if "perfmon.cli sampler" in cmdline(child):
+                return child
+        time.sleep(0.5)
+    raise SystemExit(f"no sampler process in the stack:\n{stack.log()}")
+
+
+def history_in_window(node: str, start_s: float, end_s: float) -> tuple[int, int]:
+    """(values stored, distinct tick timestamps) of ``node``'s raw history inside [start_s, end_s)."""
+    import numpy as np
+
+    from dashboard.history.codec import decode_samples
+    from dashboard.models import RawBlock
+
+    values = 0
+    stamps: set[int] = set()
+    lo_ms, hi_ms = int(start_s * 1000), int(end_s * 1000)
+    blocks = RawBlock.objects.filter(series__node__name=node, last_ts_ms__gte=lo_ms, first_ts_ms__lt=hi_ms)
+    for blob in blocks.values_list("data", flat=True).iterator():
+        ts_ms, _ = decode_samples(blob)
+        inside = ts_ms[(ts_ms >= lo_ms) & (ts_ms < hi_ms)]
+        values += len(inside)
+        stamps.update(np.unique(inside).tolist())
+    return values, len(stamps)
+
+
+def newest_history_ms(node: str) -> int:
+    from django.db.models import Max
+
+    from dashboard.models import RawBlock
+
+    return RawBlock.objects.filter(series__node__name=node).aggregate(m=Max("last_ts_ms"))["m"] or 0
+
+
+def measure(args: argparse.Namespace, data_dir: Path, demo_gpus: int, peer) -> None:
+    node = f"bench-{demo_gpus}gpu"
+    env = {"PERFMON_SAMPLE_INTERVAL_S": "1.0", "PERFMON_NODE_NAME": node, "PERFMON_DEMO_GPUS": str(demo_gpus)}
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
+    stack = start_stack_process(data_dir, **env)
+    children: list[psutil.Process] = []
+    try:
+        wait_for_dashboard(stack)
+        children = stack.descendants()
+        sampler = sampler_process(stack)
+        time.sleep(WARM_UP_S)
+        exporter = psutil.Process(peer[0].pid) if peer else None
+
+        start_wall, start_epoch = time.monotonic(), time.time()
+        sampler_start = cpu_seconds(sampler)
+        exporter_start = cpu_seconds(exporter) if exporter else 0.0
+        scrapes, exporter_samples = 0, 0
+        next_scrape = start_wall
+        while time.monotonic() - start_wall < args.seconds:
+            if peer:
+                exporter_samples += sample_lines(get(peer[1]))
+                scrapes += 1
+            next_scrape += 1.0
+            time.sleep(max(0.0, next_scrape - time.monotonic()))
+        sampler_cpu = cpu_seconds(sampler) - sampler_start
+        exporter_cpu = (cpu_seconds(exporter) - exporter_start) if exporter else 0.0
+        seconds, end_epoch = time.monotonic() - start_wall, time.time()
+
+        served = sample_lines(get(stack.url + "/metrics"), node)
+        # History is flushed in batches: wait until a sample from after the window is stored.
+        deadline = time.monotonic() + 60
+        while newest_history_ms(node) < end_epoch * 1000 and time.monotonic() < deadline:
+            time.sleep(1.0)
+        stored, ticks = history_in_window(node, start_epoch, end_epoch)
+    finally:
+        children = children or stack.descendants()
+        stack.stop()
+        for child in children:  # a stack that never came up may leave its children behind
+            if child.is_running():
+                child.kill()
+
+    expected = int(round(seconds))
+    print(
+        f"\n{demo_gpus} simulated GPUs, {seconds:.0f} s at 1 Hz ({psutil.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}):"
+    )
+    perfmon = Cost("perfmon sampler", sampler_cpu, seconds, ticks, stored / max(1, ticks))
+    print(perfmon.line("values stored/tick"))
+    print(Cost("  same, per value served", sampler_cpu, seconds, ticks, served).line("series on /metrics"))
+    print(
+        f"  {'':<28} history: {ticks} ticks of ~{expected} stored ({max(0, expected - ticks)} missing), "
+        f"{stored} values"
+    )
+    if peer:
+        ne = Cost(
+            "prometheus-node-exporter", exporter_cpu, seconds, scrapes, exporter_samples / max(1, scrapes)
+        )
+        print(ne.line("samples/scrape"))
+        if ne.us_per_value == ne.us_per_value:
+            print(
+                f"  perfmon / node_exporter CPU per value: {perfmon.us_per_value / ne.us_per_value:.2f} (stored), "
+                f"{perfmon.ms_per_tick * 1e3 / served / ne.us_per_value:.2f} (served)"
+            )
+    else:
+        print(f"  ({NODE_EXPORTER} not on PATH: no peer measured)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ticks", type=int, default=300)
-    parser.add_argument("--memory-ticks", type=int, default=3000)
+    parser.add_argument(
+        "--seconds", type=float, default=120.0, help="measured window per run (after warm-up)"
+    )
+    parser.add_argument("--demo-gpus", type=int, nargs="+", default=[0, 8], help="one run per count")
+    parser.add_argument("--database-url", help="e.g. postgresql://postgres@127.0.0.1/bench (default: SQLite)")
     args = parser.parse_args()
 
-    print(
-        f"machine: {psutil.cpu_count()} CPUs, {len(psutil.pids())} processes, python {sys.version.split()[0]}"
-    )
+    data_dir = Path(tempfile.mkdtemp(prefix="perfmon-sampler-cost-"))
+    os.environ["PERFMON_DATA_DIR"] = str(data_dir)
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "perfmon.settings")
+    import django
 
-    host = HostProbe(top_refresh_s=1e9)  # scan once, then repeat the table: the per-tick part only
-    median, worst = cpu_ms_per_call(host.sample, args.ticks)
-    print(
-        f"host tick:        {median:.3f} ms CPU (median of 5 blocks; worst block {worst:.3f}) over {args.ticks} ticks"
-    )
+    django.setup()
 
-    scans = 10
-    start = time.process_time()
-    for _ in range(scans):
-        n_processes = len(scan_processes())
-    scan_ms = (time.process_time() - start) / scans * 1e3
-    print(
-        f"process scan:     {scan_ms:.2f} ms CPU for {n_processes} processes ({scan_ms * 1e3 / n_processes:.1f} us/process), every 5 s"
-    )
-
-    gpu_ms = 0.0
+    peer = start_node_exporter()
     try:
-        nvml = Nvml.open()
-    except NvmlUnavailable as e:
-        print(f"GPU tick:         not measured (NVML: {e.reason})")
-    else:
-        with nvml:
-            wall_start = time.perf_counter()
-            gpu_ms, gpu_worst = cpu_ms_per_call(nvml.sample, args.ticks)
-            wall_ms = (time.perf_counter() - wall_start) / (args.ticks + 1) * 1e3
-            gpus = nvml.sample()
-            print(
-                f"GPU tick:         {gpu_ms:.3f} ms CPU (worst block {gpu_worst:.3f}), {wall_ms:.1f} ms wall, "
-                f"{len(gpus)} devices ({nvml.device_count()} physical)"
-            )
-
-    sampler = Sampler("bench")
-    sample = sampler.tick()
-    ser_ms, _ = cpu_ms_per_call(lambda: json.dumps(sample.to_json()), args.ticks)
-    print(
-        f"serialise:        {ser_ms:.3f} ms CPU per sample ({len(json.dumps(sample.to_json()))} bytes of JSON)"
-    )
-    sampler.close()
-
-    per_second_ms = median + gpu_ms + ser_ms + scan_ms / 5
-    print(f"daemon at 1 Hz:   {per_second_ms:.2f} ms CPU per second = {per_second_ms / 10:.3f}% of one core")
-
-    clock = StepClock()
-    sampler = Sampler("bench", host_probe=HostProbe(clock=clock), clock=clock)
-    me = psutil.Process()
-    for _ in range(100):  # warm-up: caches, first scans, allocator arenas
-        clock.now_s += 1.0
-        json.dumps(sampler.tick().to_json())
-    gc.collect()
-    rss_before = me.memory_info().rss
-    start = time.process_time()
-    for _ in range(args.memory_ticks):
-        clock.now_s += 1.0
-        json.dumps(sampler.tick().to_json())
-    cpu_s = time.process_time() - start
-    gc.collect()
-    rss_after = me.memory_info().rss
-    sampler.close()
-    print(
-        f"memory:           RSS {rss_before / 2**20:.1f} MiB before, {rss_after / 2**20:.1f} MiB after "
-        f"{args.memory_ticks} ticks ({(rss_after - rss_before) / 2**10:+.0f} KiB); "
-        f"{cpu_s / args.memory_ticks * 1e3:.3f} ms CPU per full tick incl. scans every 5th tick"
-    )
+        for count in args.demo_gpus:
+            measure(args, data_dir, count, peer)
+    finally:
+        if peer:
+            peer[0].send_signal(signal.SIGTERM)
+            peer[0].wait(timeout=10)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

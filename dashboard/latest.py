@@ -2,7 +2,8 @@
 
 Each node's latest NodeSample JSON lives under ``perfmon:latest:<node>`` and expires after
 LATEST_TTL_S, so a node that stops sampling drops out by itself; nothing has to delete it.
-Writes come from the sampler daemon once a tick; reads from whoever wants every node at once."""
+Writes come from the sampler daemon once a tick (through dashboard.tick_publisher, in the same Redis
+pipeline as the tick's live pushes); reads from whoever wants every node at once."""
 
 from __future__ import annotations
 

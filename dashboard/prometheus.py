@@ -40,8 +40,9 @@ arrives as ``exported_instance`` and ``nodename`` still tells the nodes apart.
   ``guest``/``guest_nice`` are left out (node_exporter counts them inside user/nice already).
 * Disk and network totals are for the whole machine (network without loopback) and carry
   ``device="all"``, which Node Exporter Full's disk regex ``[a-z]+`` matches.
-* Memory: MemTotal, MemFree, MemAvailable, Buffers, Cached, SReclaimable, SwapTotal and SwapFree
-  (``node_memory_<field>_bytes``, from /proc/meminfo; fields the system lacks are absent).
+* Memory: every /proc/meminfo field counted in kB (``node_memory_<field>_bytes``, named as
+  node_exporter names them, "Active(anon)" -> ``Active_anon``; huge page counts are left out).
+* ``node_context_switches_total``, ``node_intr_total`` and ``node_forks_total`` from /proc/stat.
 * ``node_filesystem_{size,free,avail}_bytes{device,fstype,mountpoint}`` for the mounts node_exporter
   reports by default, less network filesystems (a statvfs on a dead NFS server would stall the
   sampler). ``node_time_seconds`` is the sample's time and ``node_boot_time_seconds`` the boot time,
@@ -150,8 +151,18 @@ HOST_GAUGES: tuple[_Field, ...] = (
     _Field("node_memory_SwapTotal_bytes", "swap_total_bytes", "Memory information field SwapTotal_bytes."),
 )
 
-# Keys of host["memory_detail_bytes"]: /proc/meminfo fields by their own names.
-MEMINFO_DETAIL = ("MemFree", "Buffers", "Cached", "SReclaimable")
+# Keys of host["memory_detail_bytes"]: /proc/meminfo fields by node_exporter's names for them
+# ("Active(anon)" -> "Active_anon"), every kB field the kernel has.
+_MEMINFO_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+# Emitted from fields of their own (HOST_GAUGES and the SwapFree below).
+_MEMINFO_ELSEWHERE = frozenset({"MemTotal", "MemAvailable", "SwapTotal", "SwapFree"})
+
+# Keys of host["counters"] from /proc/stat; node-wide, as node_exporter's stat collector has them.
+STAT_COUNTERS: tuple[_Field, ...] = (
+    _Field("node_context_switches_total", "context_switches_total", "Total number of context switches."),
+    _Field("node_intr_total", "intr_total", "Total number of interrupts serviced."),
+    _Field("node_forks_total", "forks_total", "Total number of forks."),
+)
 
 # Keys of host["counters"]; totals over all disks / network interfaces of the node.
 HOST_COUNTERS: tuple[_Field, ...] = (
@@ -260,9 +271,9 @@ def _collect_host(out: _Families, node: str, host: Any, ts: float | None) -> Non
             out.add("gauge", field.metric, field.help, labels, field.convert(value))
     details = host.get("memory_detail_bytes")
     if isinstance(details, Mapping):
-        for key in MEMINFO_DETAIL:
+        for key in details:
             value = _number(details.get(key))
-            if value is not None:
+            if value is not None and key not in _MEMINFO_ELSEWHERE and _MEMINFO_NAME.match(str(key)):
                 name = f"node_memory_{key}_bytes"
                 out.add("gauge", name, f"Memory information field {key}_bytes.", labels, value)
     # The time the readings were taken: "uptime" = node_time_seconds - node_boot_time_seconds.
@@ -290,7 +301,7 @@ def _collect_host(out: _Families, node: str, host: Any, ts: float | None) -> Non
         value = _number(counters.get(field.key))
         if value is not None:
             out.add("counter", field.metric, field.help, {**labels, "device": "all"}, value)
-    for field in PRESSURE_COUNTERS:
+    for field in PRESSURE_COUNTERS + STAT_COUNTERS:
         value = _number(counters.get(field.key))
         if value is not None:
             out.add("counter", field.metric, field.help, labels, value)

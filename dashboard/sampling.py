@@ -15,17 +15,18 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.utils import timezone
 
-from dashboard.alerting.feed import publish_observations, sample_points
+from dashboard.alerting.feed import count_dropped, sample_points
 from dashboard.history.writer import HistoryWriter, short_lock_wait
-from dashboard.latest import store_latest
 from dashboard.live import group_for_topic, push_event
 from dashboard.models import Node
+from dashboard.tick_publisher import TickPublisher
 from workers.sampler.fake_nvml import simulate_gpus
 from workers.sampler.loop import Sampler
 from workers.sampler.node_info import describe_node
@@ -44,6 +45,12 @@ RESUBSCRIBE_GRACE_S = 3.0
 PROBE_GROUP = "perfmon.probe"
 # One channel-layer send may take this long before the publisher counts Redis as away.
 SEND_TIMEOUT_S = 2.0
+# The database heartbeat (Node.last_seen) and history intake run every this many ticks, not every
+# tick. Node.offline_after_s is 3 ticks + 1 s; a beat every 2 ticks, of the newest sample then
+# taken (at most a tick old), leaves last_seen at most 3 ticks old: a live node never reads
+# offline, a stopped one still does within 3 ticks + 1 s of its last beat, and the database
+# takes half the writes.
+BEAT_EVERY_TICKS = 2
 
 
 def fleet_tuples(gpus) -> list[list]:
@@ -69,8 +76,19 @@ def fleet_tuples(gpus) -> list[list]:
 
 
 class SamplerDaemon:
+    """Samples this node every ``interval_s`` and hands each sample to two threads.
+
+    ``sampler-redis`` sends each tick in one Redis round trip (the latest-sample store and the live
+    pushes, see dashboard.tick_publisher). ``sampler-db`` wakes every BEAT_EVERY_TICKS ticks, hands
+    the samples taken meanwhile to the history writer (which writes them in batches) and records
+    the heartbeat once for them. ``clock`` (monotonic seconds) times those batches; tests move it."""
+
     def __init__(
-        self, node_name: str | None = None, interval_s: float | None = None, demo_gpus: int | None = None
+        self,
+        node_name: str | None = None,
+        interval_s: float | None = None,
+        demo_gpus: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node_name = node_name or settings.NODE_NAME
         self.interval_s = interval_s or settings.SAMPLE_INTERVAL_S
@@ -80,21 +98,29 @@ class SamplerDaemon:
             log.info("node %r samples %d simulated GPUs (--demo-gpus), not NVML", self.node_name, demo_gpus)
         self.sampler = Sampler(self.node_name)
         self.group = group_for_topic(f"node:{self.node_name}")
-        # One event loop for the daemon's life: the channel layer keeps its Redis connections per loop.
-        self.loop = asyncio.new_event_loop()
         self.layer = get_channel_layer()
+        self.publisher = TickPublisher(self.layer, SEND_TIMEOUT_S)
+        # Only for a channel layer that cannot be pipelined: one event loop for the daemon's life,
+        # since the channel layer keeps its Redis connections per loop.
+        self.loop = None if self.publisher.pipelined else asyncio.new_event_loop()
         self.backlog: deque[dict] = deque(maxlen=max(1, int(BACKLOG_S / self.interval_s)))
         # History goes straight to the database in batches; it buffers through database outages
         # itself, so a Redis outage loses nothing from history either.
         self.history = HistoryWriter()
+        self.beat_every_s = BEAT_EVERY_TICKS * self.interval_s
+        self.beats = 0  # heartbeats written (tests count them)
+        self._clock = clock
         # The database is written from a thread of its own: a lock held elsewhere may delay the
         # heartbeat and history, never the next sample.
         self._to_record: queue.SimpleQueue[NodeSample] = queue.SimpleQueue()
         # Samples for the publisher thread; bounded like the backlog it feeds, oldest dropped first.
-        self._to_publish: deque[dict] = deque(maxlen=self.backlog.maxlen)
+        # Each tick's JSON and its points for the alert rules.
+        self._to_publish: deque[tuple[dict, list]] = deque(maxlen=self.backlog.maxlen)
         self._publish_wakeup = threading.Event()
         self._described_at = float("-inf")
         self._redis_back_since: float | None = None
+        self._touch_sql: str | None = None
+        self._reconnect = False
 
     def run(self, stop: threading.Event) -> None:
         log.info(
@@ -118,12 +144,14 @@ class SamplerDaemon:
             # A publisher stuck on a stalled Redis is a daemon thread: it must not delay the exit.
             publisher.join(timeout=SEND_TIMEOUT_S * 3)
             if not publisher.is_alive():
-                self.loop.close()
+                self.publisher.close()
+                if self.loop is not None:
+                    self.loop.close()
 
     def publish(self, sample: NodeSample) -> None:
         """Called by the tick: hands the sample over and returns at once."""
         self._to_record.put(sample)
-        self._to_publish.append(sample.to_json())
+        self._to_publish.append((sample.to_json(), sample_points(sample)))
         self._publish_wakeup.set()
 
     def _publish_loop(self, stop: threading.Event) -> None:
@@ -132,41 +160,71 @@ class SamplerDaemon:
             self._publish_wakeup.wait(timeout=self.interval_s)
             self._publish_wakeup.clear()
             while self._to_publish and not stop.is_set():
-                latest = self._to_publish.popleft()
-                publish_observations(sample_points(latest))  # to the alert rules; never raises
-                if not self._to_publish:  # only the newest is worth storing as "latest"
-                    store_latest(latest)  # whole: /metrics reads filesystems, per-CPU times from it
-                self.push_live({"type": "sample", **for_browsers(latest)})
+                latest, points = self._to_publish.popleft()
+                # Only the newest is worth storing as "latest"; whole: /metrics reads filesystems and
+                # per-CPU times from it.
+                self.push_live(
+                    {"type": "sample", **for_browsers(latest)},
+                    None if self._to_publish else latest,
+                    observations=points,  # to the alert rules, in the same round trip
+                )
 
     def _record_loop(self, stop: threading.Event) -> None:
-        """Heartbeat and history from the samples the loop hands over, until stopped and drained."""
+        """Heartbeat and history from the samples the loop hands over, every BEAT_EVERY_TICKS ticks,
+        until stopped and drained."""
         try:
-            while not (stop.is_set() and self._to_record.empty()):
+            # The first sample at once: the node registers (and shows online) on its first tick.
+            first = None
+            while first is None and not stop.is_set():
                 try:
-                    samples = [self._to_record.get(timeout=self.interval_s)]
+                    first = self._to_record.get(timeout=self.interval_s)
                 except queue.Empty:
                     continue
+            stopping = stop.is_set()
+            # Wake on a fixed schedule, so that a slow write (a locked database) does not push
+            # every later beat back.
+            due = time.monotonic()
+            while True:
+                samples = [] if first is None else [first]
+                first = None
                 while not self._to_record.empty():
                     samples.append(self._to_record.get_nowait())
-                for sample in samples:
-                    self.history.add(self.node_name, sample.ts, sample.metrics())
-                self.record_heartbeat(samples[-1])
-                self.history.maybe_flush()
+                self.record(samples)
+                if stopping:
+                    break
+                due = max(due + self.beat_every_s, time.monotonic())
+                stopping = stop.wait(due - time.monotonic())
             self.history.flush()
         finally:
             connection.close()
 
-    def push_live(self, payload: dict) -> None:
+    def record(self, samples: list[NodeSample]) -> None:
+        """Hand ``samples`` (oldest first) to history, record one heartbeat for the newest and flush
+        history when its period is due."""
+        for sample in samples:
+            self.history.add(self.node_name, sample.ts, sample.metrics())
+        if samples:
+            self.record_heartbeat(samples[-1])
+        self.history.maybe_flush(self._clock())
+
+    def push_live(self, payload: dict, latest: dict | None = None, observations: list | None = None) -> None:
+        """Publish one sample (and the fleet heartbeat), after any backlog, in one round trip; and
+        store ``latest`` as the node's latest sample and append ``observations`` to the alert rules'
+        stream in the same trip. While Redis is away the observations are dropped (counted): rules
+        see that as no data, and the history keeps every sample."""
         try:
             if self.backlog and not self._ready_to_flush():
                 self.backlog.append(payload)  # still waiting: keep the browsers' order intact
+                count_dropped(observations)
                 return
-            while self.backlog:
-                chunk = [self.backlog[i] for i in range(min(BACKFILL_SLICE, len(self.backlog)))]
-                self._send({"type": "backfill", "node": self.node_name, "samples": chunk})
-                for _ in chunk:
-                    self.backlog.popleft()
-            self._send(payload)
+            messages = []
+            for start in range(0, len(self.backlog), BACKFILL_SLICE):
+                chunk = [
+                    self.backlog[i] for i in range(start, min(start + BACKFILL_SLICE, len(self.backlog)))
+                ]
+                messages.append(
+                    (self.group, push_event({"type": "backfill", "node": self.node_name, "samples": chunk}))
+                )
             heartbeat = {
                 "type": "heartbeat",
                 "node": self.node_name,
@@ -174,46 +232,70 @@ class SamplerDaemon:
                 "interval_s": self.interval_s,
                 "gpus": fleet_tuples(payload.get("gpus") or ()),
             }
-            self._send(heartbeat, group="nodes")
+            messages.append((self.group, push_event(payload)))
+            messages.append(("nodes", push_event(heartbeat)))
+            self.publisher.send(latest, messages, group_send=self._send, observations=observations)
+            self.backlog.clear()
         except Exception as exc:  # Redis away: keep the sample for later, keep sampling
             if not self.backlog:
                 log.warning("cannot reach Redis (%s); keeping samples until it answers", exc)
             self._redis_back_since = None
             self.backlog.append(payload)
+            count_dropped(observations)
 
     def _ready_to_flush(self) -> bool:
         """True once Redis has answered for RESUBSCRIBE_GRACE_S; raises while it does not answer."""
-        self._bounded(self.layer.group_send(PROBE_GROUP, {"type": "probe"}))
+        self.publisher.ping(group_send=self._send)
         now = time.monotonic()
         if self._redis_back_since is None:
             self._redis_back_since = now
             log.info("Redis answers again; backfilling %d samples shortly", len(self.backlog))
         return now - self._redis_back_since >= RESUBSCRIBE_GRACE_S
 
-    def _send(self, payload: dict, group: str | None = None) -> None:
-        self._bounded(self.layer.group_send(group or self.group, push_event(payload)))
-
-    def _bounded(self, coroutine) -> None:
-        """Run one channel-layer call; a stalled Redis raises TimeoutError after SEND_TIMEOUT_S."""
-        self.loop.run_until_complete(asyncio.wait_for(coroutine, timeout=SEND_TIMEOUT_S))
+    def _send(self, group: str, event: dict) -> None:
+        """One channel-layer ``group_send`` (layers that cannot be pipelined); a stalled Redis
+        raises TimeoutError after SEND_TIMEOUT_S."""
+        assert self.loop is not None
+        self.loop.run_until_complete(
+            asyncio.wait_for(self.layer.group_send(group, event), timeout=SEND_TIMEOUT_S)
+        )
 
     def record_heartbeat(self, sample: NodeSample) -> None:
-        close_old_connections()  # drop a connection the database closed, instead of failing forever
+        if self._reconnect:
+            close_old_connections()  # drop a connection the database closed, instead of failing forever
         try:
-            # A locked database must not hold up the next tick: give up after half a second.
+            # A locked database must not hold up history for long: give up after half a second.
             with short_lock_wait(0.5):
                 self._beat(sample)
-        except Exception as exc:  # database locked or away: the next tick tries again
+            self.beats += 1
+            self._reconnect = False
+        except Exception as exc:  # database locked or away: the next beat tries again
             log.warning("could not record the heartbeat: %s", exc)
+            self._reconnect = True
 
     def _beat(self, sample: NodeSample) -> None:
-        now = timezone.now()
+        # The time of the newest sample, not of the write: what "last seen" means.
+        seen = datetime.fromtimestamp(sample.ts, tz=UTC)
         stale = time.monotonic() - self._described_at > REDESCRIBE_EVERY_S
-        # A node deleted in the admin while its sampler runs comes back on the next tick.
-        if stale or not Node.objects.filter(name=self.node_name).update(
-            last_seen=now, gpu_status=sample.gpu_status
-        ):
-            self._register(sample, now)
+        # A node deleted in the admin while its sampler runs comes back on the next beat.
+        if stale or not self._touch(seen, sample.gpu_status):
+            self._register(sample, seen)
+
+    def _touch(self, seen: datetime, gpu_status: str) -> bool:
+        """``Node.objects.filter(name=...).update(last_seen=..., gpu_status=...)`` as one prepared
+        statement: the ORM's query building was most of a beat's CPU. Returns whether the row exists."""
+        if self._touch_sql is None:
+            ops, meta = connection.ops, Node._meta
+            self._touch_sql = (
+                f"UPDATE {ops.quote_name(meta.db_table)} SET {ops.quote_name(meta.get_field('last_seen').column)} = %s, "
+                f"{ops.quote_name(meta.get_field('gpu_status').column)} = %s "
+                f"WHERE {ops.quote_name(meta.get_field('name').column)} = %s"
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                self._touch_sql, [connection.ops.adapt_datetimefield_value(seen), gpu_status, self.node_name]
+            )
+            return cursor.rowcount > 0
 
     def _register(self, sample: NodeSample, now) -> None:
         info = describe_node(self.node_name, self.sampler.nvml, sample.gpu_status)

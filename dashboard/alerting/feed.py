@@ -73,41 +73,46 @@ def decode(payload: bytes | str) -> list[Point]:
 
 def publish_observations(points: Sequence[Point]) -> None:
     """Append ``points`` to the observations stream as one entry. Never raises."""
-    global dropped, published, _failing
     if not points:
         return
     try:
-        payload = encode(points)
-        # "t": when it was published, so the evaluator (and bench/rules.py) can measure its lag.
-        _client().xadd(STREAM, {"p": payload, "t": repr(time.time())}, maxlen=MAXLEN, approximate=True)
+        append_observations(_client(), points)
     except Exception as exc:  # Redis away, stalled, or a point that is not numbers
-        dropped += len(points)
-        if not _failing:
-            log.warning(
-                "could not publish %d observations (alert rules will not see them): %s", len(points), exc
-            )
-        _failing = True
+        count_dropped(points, exc)
         return
-    published += len(points)
-    if _failing:
+    count_published(points)
+
+
+def append_observations(client, points: Sequence[Point]) -> None:
+    """The XADD of one entry, on a client or a pipeline (the sampler sends it with its tick)."""
+    # "t": when it was published, so the evaluator (and bench/rules.py) can measure its lag.
+    client.xadd(STREAM, {"p": encode(points), "t": repr(time.time())}, maxlen=MAXLEN, approximate=True)
+
+
+def count_published(points: Sequence[Point] | None) -> None:
+    global published, _failing
+    published += len(points or ())
+    if points and _failing:
         log.info("publishing observations again (%d dropped meanwhile)", dropped)
         _failing = False
 
 
-def sample_points(sample_json: dict) -> list[Point]:
-    """The points of one sampler tick (NodeSample.to_json()): the same (node, metric, gpu) keys and
-    values the history writer stores from NodeSample.metrics()."""
-    from workers.sampler.sample import _GPU_METRIC_FIELDS, _HOST_METRIC_FIELDS
+def count_dropped(points: Sequence[Point] | None, exc: Exception | None = None) -> None:
+    """Points that could not be published; the history still has them."""
+    global dropped, _failing
+    if not points:
+        return
+    dropped += len(points)
+    if not _failing:
+        log.warning(
+            "could not publish %d observations (alert rules will not see them): %s",
+            len(points),
+            exc or "Redis away",
+        )
+    _failing = True
 
-    node, ts = sample_json["node"], float(sample_json["ts"])
-    host = sample_json.get("host") or {}
-    points: list[Point] = [
-        (node, f"host.{name}", None, ts, float(host[name]))
-        for name in _HOST_METRIC_FIELDS
-        if host.get(name) is not None
-    ]
-    for gpu in sample_json.get("gpus") or ():
-        for name in _GPU_METRIC_FIELDS:
-            if gpu.get(name) is not None:
-                points.append((node, f"gpu.{name}", gpu["index"], ts, float(gpu[name])))
-    return points
+
+def sample_points(sample) -> list[Point]:
+    """The points of one sampler tick (a workers.sampler NodeSample): exactly the (node, metric,
+    gpu) keys and values the history writer stores, from the same NodeSample.metrics()."""
+    return [(sample.node, metric, gpu, sample.ts, value) for metric, gpu, value in sample.metrics()]

@@ -179,3 +179,21 @@ class NodeExporterFullTestCase(MetricsTestCase):
             s.labels["cpu"] for s in samples["node_cpu_seconds_total"] if s.labels["instance"] == "this-node"
         }
         self.assertEqual(len(cpus), os.cpu_count())  # "CPU Cores" and "Sys Load" count these
+
+    def test_a_real_sampler_tick_serves_every_meminfo_field_and_the_stat_counters(self):
+        from workers.sampler.loop import Sampler
+
+        sampler = Sampler("this-node")
+        self.addCleanup(sampler.close)
+        store_latest(sampler.tick().to_json())
+        samples = self.scrape_samples()
+        with open("/proc/meminfo") as f:
+            in_kb = [line.split(":")[0] for line in f if line.rstrip().endswith(" kB")]
+        for field in in_kb:
+            name = f"node_memory_{field.replace('(', '_').replace(')', '')}_bytes"
+            mine = [s for s in samples.get(name, []) if s.labels.get("instance") == "this-node"]
+            self.assertEqual(len(mine), 1, name)  # once, even the fields with a field of their own
+        for name in ("node_context_switches_total", "node_intr_total", "node_forks_total"):
+            mine = [s for s in samples.get(name, []) if s.labels.get("instance") == "this-node"]
+            self.assertEqual(len(mine), 1, name)
+            self.assertGreater(mine[0].value, 0)

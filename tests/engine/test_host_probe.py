@@ -9,7 +9,9 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
+from workers.sampler import host
 from workers.sampler.host import HostProbe, cpu_model
+from workers.sampler.sample import NodeSample
 
 
 def _spin(seconds: float) -> None:
@@ -100,13 +102,14 @@ def test_disk_and_network_rates_start_empty_then_count_without_loopback() -> Non
 
 
 def test_loopback_traffic_is_not_counted_as_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Counters from psutil's adapter, so other traffic on a shared machine cannot blur the figure.
+    # Counters from the probe's /proc/net/dev reader, so other traffic on a shared machine cannot
+    # blur the figure.
     counters = {"lo": [0, 0], "eth0": [1000, 2000]}
 
-    def net_io_counters(pernic: bool, nowrap: bool) -> dict:
+    def net_counters() -> dict:
         return {name: SimpleNamespace(bytes_recv=rx, bytes_sent=tx) for name, (rx, tx) in counters.items()}
 
-    monkeypatch.setattr(psutil, "net_io_counters", net_io_counters)
+    monkeypatch.setattr(host, "_net_counters", net_counters)
     clock = FakeClock()
     probe = HostProbe(clock=clock)
     probe.sample()
@@ -181,3 +184,26 @@ def test_the_live_push_leaves_out_what_only_prometheus_reads() -> None:
     )
     assert pushed["host"]["cpu_percent"] == data["host"]["cpu_percent"]
     assert "filesystems" in data["host"], "the stored sample keeps them"
+
+
+def test_cpu_time_by_mode_adds_up_to_the_whole_and_pressure_is_a_share_of_the_interval() -> None:
+    clock = FakeClock()
+    probe = HostProbe(clock=clock)
+    _spin(0.2)
+    probe.sample()
+    _spin(0.2)
+    clock.now_s += 1.0
+    sample = probe.sample()
+    modes = sample.cpu_mode_percent
+    assert {"user", "system", "idle"} <= set(modes)
+    assert sum(modes.values()) == pytest.approx(100.0, abs=1.0)
+    busy = 100.0 - modes["idle"] - modes.get("iowait", 0.0)
+    assert busy == pytest.approx(sample.cpu_percent, abs=1.0)
+    if os.path.exists("/proc/pressure/cpu"):
+        assert set(sample.pressure_percent) == {
+            f"{r}_{k}" for r in ("cpu", "memory", "io") for k in ("waiting", "stalled")
+        } - ({"cpu_stalled"} - set(sample.pressure_percent))  # older kernels lack cpu "full"
+        assert all(0.0 <= value <= 100.0 for value in sample.pressure_percent.values())
+    metrics = NodeSample("n1", 0.0, sample, (), "no GPU").metrics()
+    names = {name for name, _, _ in metrics if name.startswith("host.cpu_")}
+    assert {"host.cpu_user_percent", "host.cpu_idle_percent"} <= names

@@ -7,12 +7,13 @@ import os
 import platform
 import re
 import time
+from collections import namedtuple
 from collections.abc import Callable
 from typing import Any
 
 import psutil
 
-from workers.sampler.sample import HostSample
+from workers.sampler.sample import CPU_MODES, PRESSURE_KINDS, HostSample
 from workers.sampler.top_processes import TopProcessScanner
 
 
@@ -46,40 +47,89 @@ def _percent(before: Any, after: Any) -> float:
     return round(min(100.0, max(0.0, (busy1 - busy0) / d_total * 100.0)), 1)
 
 
+def _mode_percent(before: Any, after: Any) -> dict[str, float]:
+    """% of the CPU time between two ``cpu_times()`` spent in each mode (``top``'s us, ni, sy, id,
+    wa, hi, si, st); guest time is inside user and nice, as in the busy percentage."""
+    _, total0 = _busy_and_total_s(before)
+    _, total1 = _busy_and_total_s(after)
+    d_total = total1 - total0
+    if d_total <= 0:
+        return {}
+    return {
+        mode: round(min(100.0, max(0.0, (getattr(after, mode) - getattr(before, mode)) / d_total * 100.0)), 1)
+        for mode in CPU_MODES
+        if hasattr(after, mode)
+    }
+
+
 # node_exporter's default --collector.diskstats.device-exclude: partitions (counted in their
 # disk), RAM disks, loop devices and floppies, so the totals count each byte once.
 _EXCLUDED_DISK = re.compile(r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")
-# /proc/meminfo fields the probe reads, by node_exporter's name (node_memory_<name>_bytes).
-_MEMINFO_KEYS = (
-    "MemTotal",
-    "MemFree",
-    "MemAvailable",
-    "Buffers",
-    "Cached",
-    "SReclaimable",
-    "SwapTotal",
-    "SwapFree",
-)
+# Meminfo fields HostSample carries in fields of their own, so not again in memory_detail_bytes.
+_MEMINFO_IN_FIELDS = frozenset({"MemTotal", "MemAvailable", "SwapTotal", "SwapFree"})
 _CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+# psutil's Linux cpu_times() fields, in /proc/stat's order.
+_CpuTimes = namedtuple(
+    "_CpuTimes",
+    ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice"),
+)
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_SECTOR_BYTES = 512  # /proc/diskstats counts 512-byte sectors whatever the device's own size
+
+
+# The probe reads /proc itself where it can: psutil's cpu_times(), cpu_times(percpu=True),
+# disk_io_counters() and net_io_counters() read /proc/stat twice, /proc/diskstats and
+# /proc/net/dev through general parsers, which together were most of a tick's CPU time.
+# /proc/stat's other lines, as node_exporter's stat collector names them (node_<name>): the
+# first number of each (the "intr" line's first is the total of all interrupts).
+_STAT_COUNTERS = {b"ctxt": "context_switches_total", b"intr": "intr_total", b"processes": "forks_total"}
+
+
+def _cpu_times() -> tuple[Any, list[Any], dict[str, int]]:
+    """The machine's and each CPU's times in seconds (``psutil.cpu_times()`` and
+    ``cpu_times(percpu=True)``), and the counters of ``_STAT_COUNTERS`` (empty where there is no
+    ``/proc/stat``), from one read of ``/proc/stat``."""
+    try:
+        with open("/proc/stat", "rb", buffering=0) as f:
+            data = f.read(1 << 20)
+        total, per_cpu, counters = None, [], {}
+        for line in data.splitlines():
+            if not line.startswith(b"cpu"):
+                name, _, rest = line.partition(b" ")
+                if name in _STAT_COUNTERS:
+                    counters[_STAT_COUNTERS[name]] = int(rest.lstrip().partition(b" ")[0])
+                continue
+            fields = line.split()
+            values = [int(v) / _CLOCK_TICKS for v in fields[1:11]]
+            times = _CpuTimes(*values, *[0.0] * (10 - len(values)))
+            if fields[0] == b"cpu":
+                total = times
+            else:
+                per_cpu.append(times)
+        if total is None or not per_cpu:
+            raise ValueError("no cpu lines")
+        return total, per_cpu, counters
+    except (OSError, ValueError):  # not Linux
+        return psutil.cpu_times(), psutil.cpu_times(percpu=True), {}
 
 
 def _meminfo() -> dict[str, int]:
-    """The ``/proc/meminfo`` fields of ``_MEMINFO_KEYS`` in bytes (``free -b``); those the system
-    lacks are absent. MemTotal, MemAvailable, SwapTotal and SwapFree are always there.
+    """Every ``/proc/meminfo`` field counted in kB, in bytes, by node_exporter's name for it
+    ("Active(anon)" -> "Active_anon"; node_memory_<name>_bytes); fields without a unit (huge page
+    counts) are left out. MemTotal, MemAvailable, SwapTotal and SwapFree are always there.
 
     One read of ``/proc/meminfo`` where there is one: psutil's ``swap_memory()`` also reads
     ``/proc/vmstat`` for swap-in/out counts this probe does not use, which tripled its cost.
     """
     try:
         with open("/proc/meminfo", "rb", buffering=0) as f:
-            data = b"\n" + f.read(16384)
+            data = f.read(16384)
         values = {}
-        for key in _MEMINFO_KEYS:
-            # "\nCached:" and not "Cached:", which would also find "SwapCached:".
-            start = data.find(b"\n" + key.encode() + b":")
-            if start >= 0:
-                start += len(key) + 2
-                values[key] = int(data[start : data.index(b"kB", start)]) * 1024
+        for line in data.splitlines():
+            key, _, rest = line.partition(b":")
+            number, _, unit = rest.strip().partition(b" ")
+            if unit == b"kB":
+                values[key.decode().replace("(", "_").replace(")", "")] = int(number) * 1024
         if "MemAvailable" not in values:  # a kernel before 3.14
             raise ValueError("no MemAvailable")
         return values
@@ -166,30 +216,70 @@ def _pressure() -> dict[str, float]:
     return out
 
 
+def _disk_counters() -> dict[str, tuple[int, int]]:
+    """{disk: (bytes read, bytes written)} since boot, as psutil's ``disk_io_counters(perdisk=True)``."""
+    try:
+        with open("/proc/diskstats", "rb", buffering=0) as f:
+            data = f.read()
+    except OSError:  # not Linux
+        per_disk = psutil.disk_io_counters(perdisk=True, nowrap=False) or {}
+        return {name: (io.read_bytes, io.write_bytes) for name, io in per_disk.items()}
+    out = {}
+    for line in data.splitlines():
+        # major minor name reads merged sectors_read ms writes merged sectors_written ... (iostats.rst)
+        fields = line.split()
+        if len(fields) >= 10:
+            out[fields[2].decode(errors="replace")] = (
+                int(fields[5]) * _SECTOR_BYTES,
+                int(fields[9]) * _SECTOR_BYTES,
+            )
+    return out
+
+
 def _disk_bytes(included: dict[str, bool]) -> tuple[int, int] | None:
     """Bytes read and written since boot over whole disks (``/proc/diskstats``), or None."""
     try:
-        per_disk = psutil.disk_io_counters(perdisk=True, nowrap=False)
-    except (OSError, RuntimeError):
+        per_disk = _disk_counters()
+    except (OSError, RuntimeError, ValueError):
         return None
     if not per_disk:
         return None
     read = written = 0
-    for name, io in per_disk.items():
+    for name, (read_bytes, write_bytes) in per_disk.items():
         keep = included.get(name)
         if keep is None:
             keep = included[name] = _EXCLUDED_DISK.match(name) is None
         if keep:
-            read += io.read_bytes
-            written += io.write_bytes
+            read += read_bytes
+            written += write_bytes
     return read, written
+
+
+def _net_counters() -> dict[str, Any]:
+    """{interface: counters with ``bytes_recv`` and ``bytes_sent``} since boot, as psutil's
+    ``net_io_counters(pernic=True)``, from one read of ``/proc/net/dev``."""
+    try:
+        with open("/proc/net/dev", "rb", buffering=0) as f:
+            data = f.read()
+    except OSError:  # not Linux
+        return psutil.net_io_counters(pernic=True, nowrap=False) or {}
+    out = {}
+    for line in data.splitlines()[2:]:  # two header lines
+        name, _, rest = line.partition(b":")
+        fields = rest.split()
+        if len(fields) >= 9:
+            out[name.strip().decode(errors="replace")] = _NicBytes(int(fields[0]), int(fields[8]))
+    return out
+
+
+_NicBytes = namedtuple("_NicBytes", ("bytes_recv", "bytes_sent"))
 
 
 def _net_bytes() -> tuple[int, int] | None:
     """Bytes received and sent since boot over every interface but loopback, or None."""
     try:
-        per_nic = psutil.net_io_counters(pernic=True, nowrap=False)
-    except (OSError, RuntimeError):
+        per_nic = _net_counters()
+    except (OSError, RuntimeError, ValueError):
         return None
     if not per_nic:
         return None
@@ -229,9 +319,9 @@ class HostProbe:
         top: TopProcessScanner | None = None,
     ) -> None:
         self._clock = clock
-        self._last_total = psutil.cpu_times()
-        self._last_per_cpu = psutil.cpu_times(percpu=True)
+        self._last_total, self._last_per_cpu, _ = _cpu_times()
         self._last_io: tuple[float, tuple[int, int] | None, tuple[int, int] | None] | None = None
+        self._last_pressure: tuple[float, dict[str, float]] | None = None
         self._disk_included: dict[str, bool] = {}
         self._mounts: list[tuple[str, str, str]] = []
         self._mounts_due = float("-inf")
@@ -248,9 +338,9 @@ class HostProbe:
     def sample(self) -> HostSample:
         """CPU (like ``top``), load (``uptime``), memory and swap (``free -b``), disk and network
         bytes/s (``vmstat``/``sar -n DEV``, loopback excluded) right now."""
-        total = psutil.cpu_times()
-        per_cpu = psutil.cpu_times(percpu=True)
+        total, per_cpu, stat_counters = _cpu_times()
         cpu_percent = _percent(self._last_total, total)
+        cpu_mode_percent = _mode_percent(self._last_total, total)
         per_cpu_percent = tuple(_percent(a, b) for a, b in zip(self._last_per_cpu, per_cpu, strict=False))
         self._last_total, self._last_per_cpu = total, per_cpu
 
@@ -260,6 +350,17 @@ class HostProbe:
         swap_total, swap_free = meminfo["SwapTotal"], meminfo["SwapFree"]
 
         now = self._clock()
+        pressure = _pressure()
+        pressure_percent = {}
+        if self._last_pressure is not None and now > self._last_pressure[0]:
+            elapsed_s, before = now - self._last_pressure[0], self._last_pressure[1]
+            for kind in PRESSURE_KINDS:
+                key = f"pressure_{kind}_seconds_total"
+                if key in pressure and key in before and pressure[key] >= before[key]:
+                    pressure_percent[kind] = round(
+                        min(100.0, (pressure[key] - before[key]) / elapsed_s * 100), 2
+                    )
+        self._last_pressure = (now, pressure)
         if now >= self._mounts_due:
             self._mounts, self._mounts_due = _mounts(), now + MOUNTS_REFRESH_S
         disk, net = _disk_bytes(self._disk_included), _net_bytes()
@@ -288,20 +389,21 @@ class HostProbe:
             net_rx_bytes_per_s=rates[2],
             net_tx_bytes_per_s=rates[3],
             boot_time_s=self._boot_time_s,
-            memory_detail_bytes={
-                k: meminfo[k] for k in ("MemFree", "Buffers", "Cached", "SReclaimable") if k in meminfo
-            },
+            memory_detail_bytes={k: v for k, v in meminfo.items() if k not in _MEMINFO_IN_FIELDS},
             filesystems=_filesystems(self._mounts),
             counters={
                 "cpu_seconds_total": {m: getattr(total, m) for m in _CPU_MODES if hasattr(total, m)},
                 "cpu_seconds_total_per_cpu": [
                     {m: getattr(cpu, m) for m in _CPU_MODES if hasattr(cpu, m)} for cpu in per_cpu
                 ],
-                **_pressure(),
+                **pressure,
+                **stat_counters,
                 "disk_read_bytes_total": disk[0] if disk else None,
                 "disk_written_bytes_total": disk[1] if disk else None,
                 "network_receive_bytes_total": net[0] if net else None,
                 "network_transmit_bytes_total": net[1] if net else None,
             },
             top_processes=self._top.current(),
+            cpu_mode_percent=cpu_mode_percent,
+            pressure_percent=pressure_percent,
         )

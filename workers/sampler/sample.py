@@ -27,6 +27,24 @@ _HOST_METRIC_FIELDS = (
     "net_rx_bytes_per_s",
     "net_tx_bytes_per_s",
 )
+# Readings of Node Exporter Full's panels, stored in history as well: /proc/meminfo details, the
+# machine's CPU time by mode, and pressure stalls, the latter two as % of the time since the
+# previous sample (what the panels draw from rate()). Absent where the host lacks them.
+_HOST_MEMORY_DETAIL = {
+    "MemFree": "free",
+    "Buffers": "buffers",
+    "Cached": "cached",
+    "SReclaimable": "sreclaimable",
+}
+CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+PRESSURE_KINDS = tuple(
+    f"{resource}_{kind}" for resource in ("cpu", "memory", "io") for kind in ("waiting", "stalled")
+)
+_HOST_DETAIL_METRICS = (
+    tuple(f"memory_{name}_bytes" for name in _HOST_MEMORY_DETAIL.values())
+    + tuple(f"cpu_{mode}_percent" for mode in CPU_MODES)
+    + tuple(f"pressure_{kind}_percent" for kind in PRESSURE_KINDS)
+)
 _GPU_METRIC_FIELDS = (
     "utilization_gpu_percent",
     "utilization_memory_percent",
@@ -63,7 +81,7 @@ def _unit(field_name: str) -> str:
     return ""  # load averages: runnable tasks, no unit
 
 
-METRIC_UNITS: dict[str, str] = {f"host.{f}": _unit(f) for f in _HOST_METRIC_FIELDS} | {
+METRIC_UNITS: dict[str, str] = {f"host.{f}": _unit(f) for f in _HOST_METRIC_FIELDS + _HOST_DETAIL_METRICS} | {
     f"gpu.{f}": _unit(f) for f in _GPU_METRIC_FIELDS
 }
 """Unit of every metric name ``NodeSample.metrics()`` can give: "%", "bytes", "bytes/s", "°C", "W",
@@ -144,8 +162,12 @@ class HostSample:
     ``network_receive_bytes_total`` and ``network_transmit_bytes_total`` (loopback excluded) and,
     where the kernel has PSI, ``pressure_{cpu,memory,io}_{waiting,stalled}_seconds_total``.
     Also for Prometheus only: ``boot_time_s`` (epoch seconds), ``memory_detail_bytes``
-    (/proc/meminfo's MemFree, Buffers, Cached, SReclaimable where present) and ``filesystems``
-    ({device, mountpoint, fstype, size_bytes, free_bytes, avail_bytes} per local mount)."""
+    (every /proc/meminfo field in kB but MemTotal, MemAvailable, SwapTotal and SwapFree, by
+    node_exporter's names: "Active_anon") and ``filesystems``
+    ({device, mountpoint, fstype, size_bytes, free_bytes, avail_bytes} per local mount).
+    ``cpu_mode_percent`` ({mode: % of the machine's CPU time}) and ``pressure_percent``
+    ({"cpu_waiting", ...: % of wall time}) cover the time since the previous sample; both may be
+    empty (the first sample, no PSI)."""
 
     cpu_percent: float
     per_cpu_percent: tuple[float, ...]
@@ -167,6 +189,8 @@ class HostSample:
     boot_time_s: float | None = None
     memory_detail_bytes: Mapping[str, int] = field(default_factory=dict)
     filesystems: tuple[Mapping[str, Any], ...] = ()
+    cpu_mode_percent: Mapping[str, float] = field(default_factory=dict)
+    pressure_percent: Mapping[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {f: getattr(self, f) for f in _HOST_FIELDS}
@@ -175,6 +199,8 @@ class HostSample:
         d["top_processes"] = self.top_processes.to_json()
         d["memory_detail_bytes"] = dict(self.memory_detail_bytes)
         d["filesystems"] = [dict(f) for f in self.filesystems]
+        d["cpu_mode_percent"] = dict(self.cpu_mode_percent)
+        d["pressure_percent"] = dict(self.pressure_percent)
         return d
 
 
@@ -276,14 +302,24 @@ class NodeSample:
     def metrics(self) -> list[tuple[str, int | None, float]]:
         """Every numeric reading that is not None, as (metric name, GPU index or None, value).
 
-        Names are "host.<field>" and "gpu.<field>", all listed in ``METRIC_UNITS``. Per-core CPU,
+        Names are "host.<field>" and "gpu.<field>", all listed in ``METRIC_UNITS``; the host's
+        also include meminfo details, CPU time by mode and pressure stalls. Per-core CPU,
         counters, process tables, strings, flags and lists are left out.
         """
         out: list[tuple[str, int | None, float]] = []
+        host = self.host
         for name in _HOST_METRIC_FIELDS:
-            value = getattr(self.host, name)
+            value = getattr(host, name)
             if value is not None:
                 out.append((f"host.{name}", None, float(value)))
+        for key, name in _HOST_MEMORY_DETAIL.items():
+            value = host.memory_detail_bytes.get(key)
+            if value is not None:
+                out.append((f"host.memory_{name}_bytes", None, float(value)))
+        for mode, value in host.cpu_mode_percent.items():
+            out.append((f"host.cpu_{mode}_percent", None, float(value)))
+        for kind, value in host.pressure_percent.items():
+            out.append((f"host.pressure_{kind}_percent", None, float(value)))
         for gpu in self.gpus:
             for name in _GPU_METRIC_FIELDS:
                 value = getattr(gpu, name)

@@ -32,8 +32,12 @@ def _scan_procfs() -> _Stats:
         if not name.isdigit():
             continue
         try:
-            with open(f"{_PROC}/{name}/stat", "rb") as f:
-                data = f.read()
+            # os.open/os.read, not open(): no buffered file object per process (a third of the scan).
+            fd = os.open(f"{_PROC}/{name}/stat", os.O_RDONLY)
+            try:
+                data = os.read(fd, 4096)
+            finally:
+                os.close(fd)
             # The command name (field 2) may hold spaces and parentheses: split after the last ")".
             fields = data[data.rfind(b")") + 2 :].split()
             # Fields 14 utime, 15 stime, 22 starttime, 24 rss (proc(5)); fields[0] is field 3.
