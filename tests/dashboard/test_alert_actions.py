@@ -87,6 +87,19 @@ class EnteringFiringTests(AlertActionsTestCase):
         self.assertIn("rejected: forward pass failed", optimize.detail)
         self.assertFalse(Job.objects.exists())
 
+    def test_the_job_names_its_alert_and_deployment_in_the_api_and_on_its_page(self):
+        alert = self.fire(world.rule())
+        job = Job.objects.get()
+        self.client.force_login(self.alice)
+
+        body = self.client.get(f"/api/jobs/{job.pk}", **self.bearer()).json()
+        self.assertEqual((body["alert"], body["deployment"]), (alert.pk, self.deployment.name))
+        listed = self.client.get("/api/jobs", **self.bearer()).json()
+        self.assertEqual((listed[0]["alert"], listed[0]["deployment"]), (alert.pk, self.deployment.name))
+        page = self.client.get(f"/jobs/{job.pk}/").content.decode()
+        self.assertIn(f'href="/alerts/{alert.pk}/"', page)
+        self.assertIn(f'href="/deployments/{self.deployment.name}/"', page)
+
     def test_repeats_and_other_states_start_nothing(self):
         rule = world.rule()
         alert = world.alert(rule, self.deployment)

@@ -193,6 +193,8 @@ def test_a_slow_deployment_alerts_optimizes_itself_is_promoted_and_resolves(stac
 
     job = wait_for("finished optimize job", finished_job, stack, deadline_s=2 * DEADLINE_S)
     assert job["kind"] == "optimize", job
+    assert (job["alert"], job["deployment"]) == (alert["id"], "loop-digits"), job
+    assert alert_of_rule()["deliveries"], "the firing delivery is listed on the alert"
 
     def measured_action():
         status, actions = stack.get(f"/api/alerts/{alert['id']}/actions", token)
