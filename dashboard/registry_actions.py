@@ -271,6 +271,8 @@ def do_finish_validation(
             _remove_file_unless_used(version.sha256)
         if changed and version.produced_by_job_id is not None:
             _produced_version_settled(version)
+        if changed:
+            _active_version_settled(version)
     if changed:
         _push_model(version.model_id, "validated", version.to_json())
     return version
@@ -286,6 +288,18 @@ def _produced_version_settled(version: ModelVersion) -> None:
             on_version_settled(version)
     except Exception:
         log.exception("model version %s: the alert that produced it could not act on it", version.pk)
+
+
+def _active_version_settled(version: ModelVersion) -> None:
+    """A deployment's active version is ready (or rejected): the alert actions that waited for it
+    go on. Never undoes the verdict."""
+    from dashboard.alerting.actions import on_active_version_settled
+
+    try:
+        with transaction.atomic():
+            on_active_version_settled(version)
+    except Exception:
+        log.exception("model version %s: the alerts waiting for it could not act on it", version.pk)
 
 
 class ModelInUse(Exception):

@@ -66,6 +66,9 @@ DEFAULT_MAX_ACCURACY_DROP = 0.01
 # Keys of an optimize action that judge its result rather than configure its job.
 _PROMOTION_KEYS = ("max_accuracy_drop",)
 _ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+# The detail of a job action held back because the deployment's active version is still being
+# validated (a deployment just created registers its model): on_active_version_settled finds it.
+WAITING_FOR_VALIDATION = "waiting for {label} to be validated: the job starts once it is ready"
 
 
 class ActionRefused(ValueError):
@@ -180,6 +183,16 @@ def _try_submit(row: AlertAction, user) -> AlertAction:
     held = guard(alert)
     if held is not None:
         row.status, row.detail = AlertActionStatus.BLOCKED, held
+        row.save()
+        return row
+    active = (
+        ModelVersion.objects.select_related("model").filter(pk=alert.deployment.active_version_id).first()
+        if alert.deployment is not None
+        else None
+    )
+    if active is not None and active.status == ModelVersionStatus.VALIDATING:
+        row.status = AlertActionStatus.BLOCKED
+        row.detail = WAITING_FOR_VALIDATION.format(label=f"{active.model.name}@{active.version}")
         row.save()
         return row
     try:
@@ -386,6 +399,31 @@ def on_version_settled(version: ModelVersion) -> None:
     _decide_promotion(row, row.job)
     row.save(update_fields=["outcome"])
     _tell_a_person_if_exhausted(row)
+
+
+def on_active_version_settled(version: ModelVersion) -> None:
+    """A deployment's active version finished validating: the job actions of its still firing
+    alerts that waited for it are submitted now (under the guards), or fail saying why."""
+    waiting = AlertAction.objects.filter(
+        status=AlertActionStatus.BLOCKED,
+        job=None,
+        alert__is_open=True,
+        alert__state=AlertState.FIRING,
+        alert__deployment__active_version=version,
+        detail__startswith=WAITING_FOR_VALIDATION.split("{", 1)[0],
+    ).select_related("alert__rule", "alert__deployment__active_version__model")
+    for row in waiting.order_by("alert_id", "position"):
+        if version.status == ModelVersionStatus.READY:
+            _lock(row.alert.rule)
+            _try_submit(row, user=None)
+        else:
+            row.status = AlertActionStatus.FAILED
+            row.detail = (
+                f"{version.model.name}@{version.version} is {version.status}: {version.status_reason}"
+            )
+            row.save()
+        if row.status == AlertActionStatus.FAILED:
+            log.warning("alert %s: action %s failed: %s", row.alert_id, row.position, row.detail)
 
 
 def _tell_a_person_if_exhausted(row: AlertAction) -> None:

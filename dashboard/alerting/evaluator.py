@@ -578,6 +578,8 @@ class Evaluator:
                 self.handle(feed.decode(fields[b"p"]), at, published_at=published)
                 last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         self.redis.set(LAST_ID_KEY, last_id)
+        # A rule loaded from now on warms up from the history up to here (see _warm_up).
+        self.handled_until = int(last_id.split("-")[0]) / 1000.0
         return last_id
 
     def stats(self) -> dict[str, Any]:

@@ -55,6 +55,8 @@ class JobSummaryOut(Schema):
     finished_at: str | None
     duration_s: float | None
     partial: bool
+    alert: int | None = Field(None, description="the alert whose rule started this job, if any")
+    deployment: str | None = Field(None, description="the deployment that alert's action optimizes")
 
 
 class JobOut(JobSummaryOut):
@@ -101,7 +103,7 @@ def list_jobs(
     except BadQuery as exc:
         return Status(400, {"error": str(exc)})
     response["X-Total-Count"] = str(jobs.count())
-    page = jobs.prefetch_related("regressions")[first : first + count]
+    page = jobs.select_related("deployment").prefetch_related("regressions")[first : first + count]
     return [job.summary_json() for job in page]
 
 

@@ -122,6 +122,9 @@ class Job(models.Model):
             "finished_at": _iso(self.finished_at),
             "duration_s": _round(self.duration_s),
             "partial": self.is_partial,
+            # Set when an alert rule's action started it: the alert, and the deployment it optimizes.
+            "alert": self.alert_id,
+            "deployment": self.deployment.name if self.deployment_id else None,
         }
 
     def to_json(self, *, raw_times: bool = True) -> dict[str, Any]:

@@ -53,6 +53,53 @@ class EnteringFiringTests(AlertActionsTestCase):
         self.assertEqual((notify.kind, notify.status), ("notify", AlertActionStatus.DONE))
         self.assertEqual((optimize.status, optimize.job), (AlertActionStatus.SUBMITTED, job))
 
+    def test_it_waits_for_a_just_registered_version_then_starts_the_job_once_it_is_ready(self):
+        from dashboard.models import ModelVersionStatus
+        from dashboard.registry_actions import do_finish_validation
+
+        type(self.version).objects.filter(pk=self.version.pk).update(status=ModelVersionStatus.VALIDATING)
+        alert = self.fire(world.rule())
+
+        optimize = alert.actions.get(kind="optimize")
+        self.assertEqual(optimize.status, AlertActionStatus.BLOCKED)
+        self.assertIn("waiting for digits@1 to be validated", optimize.detail)
+        self.assertFalse(Job.objects.exists())
+
+        with self.captureOnCommitCallbacks(execute=False):
+            do_finish_validation(self.version.pk, ModelVersionStatus.READY)
+        optimize.refresh_from_db()
+        job = Job.objects.get()
+        self.assertEqual((optimize.status, optimize.job), (AlertActionStatus.SUBMITTED, job))
+        self.assertEqual(list(alert.jobs.all()), [job])
+
+    def test_a_waiting_action_fails_saying_why_when_the_version_is_rejected(self):
+        from dashboard.alerting.actions import on_active_version_settled
+        from dashboard.models import ModelVersionStatus
+
+        type(self.version).objects.filter(pk=self.version.pk).update(status=ModelVersionStatus.VALIDATING)
+        alert = self.fire(world.rule())
+        type(self.version).objects.filter(pk=self.version.pk).update(
+            status=ModelVersionStatus.REJECTED, status_reason="forward pass failed"
+        )
+        on_active_version_settled(type(self.version).objects.get(pk=self.version.pk))
+        optimize = alert.actions.get(kind="optimize")
+        self.assertEqual(optimize.status, AlertActionStatus.FAILED)
+        self.assertIn("rejected: forward pass failed", optimize.detail)
+        self.assertFalse(Job.objects.exists())
+
+    def test_the_job_names_its_alert_and_deployment_in_the_api_and_on_its_page(self):
+        alert = self.fire(world.rule())
+        job = Job.objects.get()
+        self.client.force_login(self.alice)
+
+        body = self.client.get(f"/api/jobs/{job.pk}", **self.bearer()).json()
+        self.assertEqual((body["alert"], body["deployment"]), (alert.pk, self.deployment.name))
+        listed = self.client.get("/api/jobs", **self.bearer()).json()
+        self.assertEqual((listed[0]["alert"], listed[0]["deployment"]), (alert.pk, self.deployment.name))
+        page = self.client.get(f"/jobs/{job.pk}/").content.decode()
+        self.assertIn(f'href="/alerts/{alert.pk}/"', page)
+        self.assertIn(f'href="/deployments/{self.deployment.name}/"', page)
+
     def test_repeats_and_other_states_start_nothing(self):
         rule = world.rule()
         alert = world.alert(rule, self.deployment)

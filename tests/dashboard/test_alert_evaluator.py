@@ -303,6 +303,35 @@ def test_a_restarted_evaluator_computes_last_n_from_the_history_not_from_nothing
     assert alert.state == "firing" and alert.value == pytest.approx(66)  # (4 x 80 + 10) / 5, not 10
 
 
+def test_a_rule_added_long_after_a_restart_warms_up_from_recent_history(node, dispatched, stream):
+    from dashboard.history.writer import HistoryWriter
+
+    make_deployment()
+    clock = Clock(time.time())
+    stream.set(LAST_ID_KEY, f"{int((clock.now - 100) * 1000)}-0")  # restarted; resumes 100 s back
+    ev = Evaluator(clock=clock)
+    ev.load()
+    writer = HistoryWriter()
+    points = [("gpu-a", "deploy:digits-prod:mean_ms", None, clock.now - 40 + i * 10, 80.0) for i in range(4)]
+    for point in points:  # four slow probes, stored and published while no rule watched them
+        writer.add("gpu-a", point[3], [(point[1], None, point[4])])
+    writer.flush()
+    feed.publish_observations(points)
+    ev.read_once(f"{int((clock.now - 100) * 1000)}-0", block_ms=10)
+    Rule.objects.create(
+        name="slow",
+        target={"deployment": "digits-prod", "stat": "mean", "window": "last_5"},
+        op=">",
+        threshold=50,
+        resolve_threshold=45,
+    )
+    ev.maybe_reload()
+    ev.handle([("gpu-a", "deploy:digits-prod:mean_ms", None, clock.now, 10.0)], clock.now)
+    alert = Alert.objects.get()
+    # the last five are the four probes handled since the restart and this one, not 10 alone
+    assert alert.state == "firing" and alert.value == pytest.approx(66)
+
+
 def test_changing_a_rules_target_closes_its_alert_and_watches_the_new_series(node, dispatched):
     Node.objects.filter(pk=node.pk).update(info={"gpus": [{"index": 0}, {"index": 1}]})
     rule = temp_rule(for_s=0)
