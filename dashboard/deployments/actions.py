@@ -248,10 +248,11 @@ def do_create_deployment(user, body: dict[str, Any]) -> Deployment:
 
         zoo_name = spec.zoo_name or ""
         if not zoo.get(zoo_name).weights_ready(settings.DATA_DIR / "zoo"):
-            # Training takes a minute of CPU or more: never inside a web request. Any job of the
-            # model trains it once in a worker and caches the weights where this looks.
+            # Training takes seconds on a quiet machine, minutes on a loaded one: never in a
+            # request. Any job of the model trains it in a worker and caches the weights here.
             raise DeploymentRefused(
-                f"model: {zoo_name} is not trained on this server yet, and training takes minutes: run a"
+                f"model: {zoo_name} is not trained on this server yet, and training (seconds to minutes of CPU)"
+                " is no work for a web request: run a"
                 f" benchmark or optimization of {zoo_name} once (its job trains it), or upload a version;"
                 " then create the deployment again"
             )
