@@ -6,7 +6,7 @@ this process, for 100 deployments each sending one request a second, and prints 
 that one simulated second of that load costs. Under 1.0 means one core keeps up; the web server
 runs several workers.
 
-    .venv/bin/python bench/ingest.py [--seconds 20] [--per-request 10]
+    .venv/bin/python bench/ingest.py [--seconds 20] [--per-request 10] [--profile 200]
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/ingest.py
 
 Runs on a throwaway database (see bench/history.py) and Redis database 15 (its stream is deleted).
@@ -31,7 +31,7 @@ from bench.history import setup_database  # noqa: E402
 DEPLOYMENTS = 100
 
 
-def run(seconds: int, per_request: int) -> None:
+def run(seconds: int, per_request: int, profile: int) -> None:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
@@ -71,6 +71,8 @@ def run(seconds: int, per_request: int) -> None:
     )
     client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_HOST="127.0.0.1")
     start_ts = time.time() - seconds
+    if profile:
+        profile_requests(client, names, profile, per_request, start_ts)
     request_ms: list[float] = []
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for second in range(seconds):
@@ -98,8 +100,46 @@ def run(seconds: int, per_request: int) -> None:
         f"  CPU for one second of {DEPLOYMENTS} deployments x {per_request} samples ({rate}/s):"
         f" {cpu / seconds:.2f} s of this process (wall {wall / seconds:.2f} s; the database's own CPU is apart)"
     )
+    print(f"  CPU per request: {cpu / requests * 1000.0:.2f} ms")
     print(f"  observation points not published: {feed.dropped}")
     feed._client().delete(feed.STREAM)
+
+
+def profile_requests(client, names: list[str], requests: int, per_request: int, start_ts: float) -> None:
+    """cProfile over ``requests`` requests (after one warm-up round), and the queries each made."""
+    import cProfile
+    import pstats
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def send(i: int) -> None:
+        t = start_ts + i / len(names)
+        samples = [{"ts": t + k / per_request / 1000, "latency_ms": 10.0 + k} for k in range(per_request)]
+        body = json.dumps({"deployment": names[i % len(names)], "samples": samples})
+        response = client.post("/api/ingest/latency", body, content_type="application/json")
+        assert response.status_code == 202, response.content
+
+    for i in range(len(names)):  # warm: every deployment looked up once
+        send(i)
+    with CaptureQueriesContext(connection) as queries:
+        send(0)
+    print(f"queries in one request ({len(queries)}):")
+    for query in queries:
+        print("   ", query["sql"][:150])
+    profiler = cProfile.Profile()
+    cpu0 = time.process_time()
+    profiler.enable()
+    for i in range(requests):
+        send(i)
+    profiler.disable()
+    cpu = time.process_time() - cpu0
+    print(
+        f"profiled {requests} requests: {cpu / requests * 1000.0:.2f} ms CPU each (with cProfile's overhead)"
+    )
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(40)
+    stats.sort_stats("tottime").print_stats(25)
 
 
 def main() -> None:  # noqa: C901
@@ -108,6 +148,7 @@ def main() -> None:  # noqa: C901
     )
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--per-request", type=int, default=10, help="samples each deployment sends a second")
+    parser.add_argument("--profile", type=int, default=0, help="first profile this many requests (cProfile)")
     args = parser.parse_args()
     where, cleanup = setup_database()
     try:
@@ -118,7 +159,7 @@ def main() -> None:  # noqa: C901
 
         call_command("migrate", verbosity=0)
         print(f"database: {where}")
-        run(args.seconds, args.per_request)
+        run(args.seconds, args.per_request, args.profile)
     finally:
         cleanup()
 

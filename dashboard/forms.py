@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from dashboard.jobspec import MAX_ITERATIONS, InvalidJob, validate_submission
-from dashboard.models import Node
+from dashboard.models import Node, natural_order
 from workers import zoo
 from workers.bench.spec import RUNTIME_OPTIONS
 
@@ -15,7 +15,7 @@ ANY_NODE = "|cpu"
 def target_choices() -> list[tuple[str, str]]:
     """ "node|device" choices: any node's CPU, then each node's CPU and GPUs."""
     choices = [(ANY_NODE, "Any node · CPU")]
-    for node in Node.objects.all():
+    for node in natural_order(Node.objects.all()):
         choices.append((f"{node.name}|cpu", f"{node.name} · CPU"))
         for gpu in node.info.get("gpus", []):
             label = f"{node.name} · GPU {gpu.get('index')} ({gpu.get('name', 'GPU')})"

@@ -29,6 +29,9 @@ def user_role(user) -> Role:
         return Role.VIEWER
     if user.is_superuser:
         return Role.ADMIN
+    fetched = getattr(getattr(user, "_state", None), "fields_cache", {})
+    if "perfmon_role" in fetched:  # joined to the user already (ApiToken.verify): no query
+        return Role(fetched["perfmon_role"].role) if fetched["perfmon_role"] else Role.VIEWER
     row = UserRole.objects.filter(user_id=user.pk).values_list("role", flat=True).first()
     return Role(row) if row else Role.VIEWER
 

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.actions import JobAlreadyFinished, do_cancel_job, do_submit_job
 from dashboard.forms import BenchmarkForm
-from dashboard.models import Job, Node
+from dashboard.models import Job, Node, natural_order
 from dashboard.views_jobs import job_header, jobs_list_page
 
 
@@ -26,7 +26,7 @@ def home(request: HttpRequest) -> HttpResponse:
     node = Node.objects.filter(name=settings.NODE_NAME).first() or Node.objects.order_by("-last_seen").first()
     context = {
         "node": node,
-        "nodes": Node.objects.all(),
+        "nodes": natural_order(Node.objects.all()),
         "form": BenchmarkForm(),
         "recent_jobs": Job.objects.prefetch_related("regressions")[:10],
     }

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from dashboard.job_filters import BadQuery, filter_jobs
-from dashboard.models import Job, JobKind, JobStatus, Node
+from dashboard.models import Job, JobKind, JobStatus, Node, natural_key
 from dashboard.results.runs import number, runtime_of
 from dashboard.results.summary import (
     ENV_LABELS,
@@ -47,7 +47,8 @@ def jobs_list_page(request: HttpRequest) -> HttpResponse:
         "models": sorted(set(Job.objects.values_list("model_name", flat=True))),
         "nodes": sorted(
             set(Job.objects.exclude(node_name="").values_list("node_name", flat=True))
-            | set(Node.objects.values_list("name", flat=True))
+            | set(Node.objects.values_list("name", flat=True)),
+            key=natural_key,
         ),
         # New jobs appear live only where they belong: the first page of the unfiltered list.
         "live_new_rows": page.number == 1 and not any(chosen.values()),

@@ -15,7 +15,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard.models import Job, Node
+from dashboard.models import Job, Node, natural_key, natural_order
 from dashboard.models.jobs import JobStatus
 
 # The issue: a node is offline after 3 missed ticks. The slack absorbs the heartbeat's own
@@ -109,7 +109,7 @@ def _row(node: Node, now: datetime) -> dict[str, Any]:
 @login_required
 def node_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    rows = [_row(node, now) for node in Node.objects.all()]
+    rows = [_row(node, now) for node in natural_order(Node.objects.all())]
     context = {"rows": rows, "sample_interval_s": settings.SAMPLE_INTERVAL_S}
     return render(request, "dashboard/nodes.html", context)
 
@@ -118,7 +118,10 @@ def node_list(request: HttpRequest) -> HttpResponse:
 def node_detail(request: HttpRequest, name: str) -> HttpResponse:
     node = Node.objects.filter(name=name).first()
     if node is None:
-        context = {"missing_name": name, "known": Node.objects.values_list("name", flat=True)[:20]}
+        context = {
+            "missing_name": name,
+            "known": sorted(Node.objects.values_list("name", flat=True), key=natural_key)[:20],
+        }
         return render(request, "dashboard/node.html", context, status=404)
     info = node.info or {}
     # The page marks the process measuring each running job by the host PID the job recorded.

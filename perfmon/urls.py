@@ -17,3 +17,5 @@ urlpatterns = [
     path("metrics", metrics, name="prometheus-metrics"),
     path("", include("dashboard.urls")),
 ]
+
+handler500 = "dashboard.views_errors.server_error"

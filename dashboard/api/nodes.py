@@ -7,7 +7,7 @@ from typing import Any
 from ninja import Router, Schema
 
 from dashboard.api.errors import READ_ERRORS
-from dashboard.models import Node
+from dashboard.models import Node, natural_order
 
 router = Router(tags=["nodes"])
 
@@ -32,5 +32,5 @@ def list_nodes(request):
             "gpu_status": node.gpu_status,
             "info": node.info,
         }
-        for node in Node.objects.all()
+        for node in natural_order(Node.objects.all())
     ]

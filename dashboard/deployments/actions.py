@@ -244,8 +244,19 @@ def do_create_deployment(user, body: dict[str, Any]) -> Deployment:
     version = spec.version
     if version is None:
         from dashboard.registry_actions import _zoo_original
+        from workers import zoo
 
-        version = _zoo_original(_ZooRequest(model_name=spec.zoo_name or "", owner=user))
+        zoo_name = spec.zoo_name or ""
+        if not zoo.get(zoo_name).weights_ready(settings.DATA_DIR / "zoo"):
+            # Training takes seconds on a quiet machine, minutes on a loaded one: never in a
+            # request. Any job of the model trains it in a worker and caches the weights here.
+            raise DeploymentRefused(
+                f"model: {zoo_name} is not trained on this server yet, and training (seconds to minutes of CPU)"
+                " is no work for a web request: run a"
+                f" benchmark or optimization of {zoo_name} once (its job trains it), or upload a version;"
+                " then create the deployment again"
+            )
+        version = _zoo_original(_ZooRequest(model_name=zoo_name, owner=user))
     Node.objects.get_or_create(
         name=spec.node, defaults={"gpu_status": "no perfmon sampler: deployment latency only"}
     )

@@ -25,7 +25,7 @@ from dashboard.history.tiers import (
     RollupTier,
     retention_s,
 )
-from dashboard.models import MetricSeries, Node, RawBlock, RollupBlock
+from dashboard.models import MetricSeries, Node, RawBlock, RollupBlock, natural_order
 from dashboard.models.history import HOST_DEVICE
 
 DEFAULT_POINTS = 500
@@ -305,7 +305,7 @@ def catalog() -> dict[str, Any]:
     ):
         per_node.setdefault(node_id, []).append((metric, gpu_index))
     nodes = []
-    for node in Node.objects.order_by("name"):
+    for node in natural_order(Node.objects.all()):
         entries = per_node.get(node.pk, [])
         gpus = {g for _, g in entries if g != HOST_DEVICE}
         for gpu in (node.info or {}).get("gpus") or []:

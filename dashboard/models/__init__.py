@@ -26,7 +26,7 @@ from dashboard.models.deployments import (
 )
 from dashboard.models.history import MetricSeries, RawBlock, RollupBlock
 from dashboard.models.jobs import TERMINAL_STATUSES, Job, JobKind, JobStatus
-from dashboard.models.nodes import Node
+from dashboard.models.nodes import Node, natural_key, natural_order
 from dashboard.models.registry import ModelFileFormat, ModelVersion, ModelVersionStatus, RegisteredModel
 from dashboard.models.results import Regression, Verdict
 from dashboard.models.roles import ROLE_RANK, Role, UserRole
@@ -74,4 +74,6 @@ __all__ = [
     "RollupBlock",
     "Verdict",
     "hash_token",
+    "natural_key",
+    "natural_order",
 ]

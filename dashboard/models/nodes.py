@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+
+def natural_key(name: str) -> tuple[tuple[int | str, ...], str]:
+    """Sort key that orders names as people count: sim-2 before sim-10 (plain names: sorted(names, key=natural_key)).
+
+    Digit runs compare as numbers, the rest case-insensitively; re.split with a group puts text at
+    even and digits at odd positions, so two keys never compare an int with a str. The name itself
+    breaks ties (sim-01 and sim-1). The database cannot order this way portably, hence Python; the
+    pages' scripts keep the server's order (they update rows in place, never re-sort them)."""
+    parts = re.split(r"(\d+)", name)
+    return tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)), name
 
 
 class Node(models.Model):
@@ -38,3 +52,8 @@ class Node(models.Model):
     @property
     def is_online(self) -> bool:
         return self.last_seen_age_s <= self.offline_after_s
+
+
+def natural_order(nodes: Iterable[Node]) -> list[Node]:
+    """Nodes as every page and the API list them: by natural_key of their names."""
+    return sorted(nodes, key=lambda node: natural_key(node.name))

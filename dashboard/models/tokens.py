@@ -94,7 +94,12 @@ class ApiToken(models.Model):
     @classmethod
     def verify(cls, raw: str) -> ApiToken:
         """The token (with its user) for a raw bearer value; raises TokenRefused saying why not."""
-        token = cls.objects.select_related("user").filter(token_hash=hash_token(raw)).first()
+        # The user's role row comes in the same query: every token request checks the role.
+        token = (
+            cls.objects.select_related("user", "user__perfmon_role")
+            .filter(token_hash=hash_token(raw))
+            .first()
+        )
         if token is None:
             raise TokenRefused("unknown or revoked token")
         if token.expired:

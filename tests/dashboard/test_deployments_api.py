@@ -90,7 +90,11 @@ class TestCreate(DeploymentApiTestCase):
         self.assertEqual(response.json()["active_version"]["label"], "digits@2")
 
     def test_a_zoo_model_is_registered_as_its_original(self):
-        with mock.patch("dashboard.registry_actions._zoo_original") as original:
+        # Its trained weights are cached (test_deployments_zoo_untrained covers when they are not).
+        with (
+            mock.patch("workers.zoo.ZooEntry.weights_ready", return_value=True),
+            mock.patch("dashboard.registry_actions._zoo_original") as original,
+        ):
             original.return_value = self.versions[0]
             response = self.create(model="SimpleModel")
         self.assertEqual(response.status_code, 201, response.content)

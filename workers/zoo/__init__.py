@@ -121,6 +121,15 @@ class ZooEntry:
     def trainable(self) -> bool:
         return self.dataset is not None
 
+    def weights_ready(self, weights_dir: Path) -> bool:
+        """Whether ``build(weights_dir)`` is quick: an untrained model, or trained weights cached
+        there. False means that build would first train the model (a minute of CPU or more)."""
+        if not self.trainable:
+            return True
+        from workers.zoo.training import is_cached
+
+        return is_cached(self, Path(weights_dir))
+
     def build(self, weights_dir: Path | None = None) -> nn.Module:
         """A fresh model in eval mode on the CPU.
 
