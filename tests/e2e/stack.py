@@ -192,3 +192,23 @@ def logged_in_page(stack: Stack, browser, **context_options):
         yield page
     finally:
         context.close()
+
+
+def trained(stack, token: str, model: str) -> None:
+    """Run one small benchmark of ``model``: its job trains the zoo MLP in a worker and caches the
+    weights, which creating a deployment of it needs (it never trains inside the request)."""
+    status, job = stack.post(
+        "/api/jobs",
+        {"kind": "benchmark", "model": model, "params": {"batch_sizes": [1], "iterations": 5}},
+        token,
+    )
+    assert status == 201, job
+    deadline = time.monotonic() + 300
+    while (state := stack.get(f"/api/jobs/{job['id']}", token)[1])["status"] not in (
+        "succeeded",
+        "failed",
+        "cancelled",
+    ):
+        assert time.monotonic() < deadline, f"benchmark not done in 300 s: {state}"
+        time.sleep(1)
+    assert state["status"] == "succeeded", state

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import NODE_NAME, logged_in_page
+from tests.e2e.stack import NODE_NAME, logged_in_page, trained
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DEADLINE_S = 300
@@ -102,6 +102,7 @@ def test_a_slow_deployment_alerts_optimizes_itself_is_promoted_and_resolves(stac
         token,
     )
     assert status == 201, channel
+    trained(stack, token, "SimpleModel")  # a deployment of a zoo MLP needs its trained weights
     status, deployment = post_slowly(
         stack,
         "/api/deployments",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import NODE_NAME, logged_in_page
+from tests.e2e.stack import NODE_NAME, logged_in_page, trained
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -18,26 +18,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.stack]
 
 DATASETS = """(canvas) => Chart.getChart(canvas).data.datasets.map(
   (d) => ({ label: d.label, ys: d.data.map((p) => p.y) }))"""
-
-
-def trained(stack, token: str, model: str) -> None:
-    """Run one small benchmark of ``model``: its job trains the zoo MLP in a worker and caches the
-    weights, which creating a deployment of it needs (it never trains inside the request)."""
-    status, job = stack.post(
-        "/api/jobs",
-        {"kind": "benchmark", "model": model, "params": {"batch_sizes": [1], "iterations": 5}},
-        token,
-    )
-    assert status == 201, job
-    deadline = time.monotonic() + 300
-    while (state := stack.get(f"/api/jobs/{job['id']}", token)[1])["status"] not in (
-        "succeeded",
-        "failed",
-        "cancelled",
-    ):
-        assert time.monotonic() < deadline, f"benchmark not done in 300 s: {state}"
-        time.sleep(1)
-    assert state["status"] == "succeeded", state
 
 
 def create(stack, token: str, name: str, probe_interval_s: int) -> None:
