@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from typing import Any
 
 import redis
-from django.conf import settings
+
+from dashboard.redis_clients import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,6 @@ LATEST_TTL_S = 60
 # Keys per SCAN round trip and per MGET; bounds the size of one reply with hundreds of nodes.
 BATCH = 500
 
-_pool: redis.ConnectionPool | None = None
-_pool_url: str | None = None
-_pool_lock = threading.Lock()
 # store_latest runs every tick: log a Redis outage once when it starts and once when it ends.
 _store_failing = False
 
@@ -36,18 +33,8 @@ class LatestUnavailable(Exception):
 
 
 def _client() -> redis.Redis:
-    """A client on a pool created on first use (and again if REDIS_URL changed, as tests may do)."""
-    global _pool, _pool_url
-    url = settings.REDIS_URL
-    if _pool is None or _pool_url != url:
-        with _pool_lock:
-            if _pool is None or _pool_url != url:
-                if _pool is not None:
-                    _pool.disconnect()
-                # Short timeouts: a stalled Redis must not stall the sampler's tick or a scrape.
-                _pool = redis.ConnectionPool.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-                _pool_url = url
-    return redis.Redis(connection_pool=_pool)
+    # Short timeouts: a stalled Redis must not stall the sampler's tick or a scrape.
+    return redis_client(2.0)
 
 
 def key_for(node: str) -> str:

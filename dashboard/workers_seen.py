@@ -8,28 +8,20 @@ concurrency-1 worker may send late, which made health flap while a benchmark ran
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import redis
 from django.conf import settings
 
+from dashboard.redis_clients import redis_client
+
 KEY_PREFIX = "perfmon:worker:"
 # Health answers within a second or two even when Redis is stalled.
 READ_TIMEOUT_S = 1.0
 
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
-
 
 def _client() -> redis.Redis:
-    url = settings.REDIS_URL
-    with _clients_lock:
-        if url not in _clients:
-            _clients[url] = redis.Redis.from_url(
-                url, socket_timeout=READ_TIMEOUT_S, socket_connect_timeout=READ_TIMEOUT_S
-            )
-        return _clients[url]
+    return redis_client(READ_TIMEOUT_S)
 
 
 def record_alive(hostname: str, pid: int, since: float) -> None:

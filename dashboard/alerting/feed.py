@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 import time
 from collections.abc import Iterable, Sequence
 
 import redis
-from django.conf import settings
+
+from dashboard.redis_clients import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +34,11 @@ Point = tuple[str, str, "int | None", float, float]
 dropped = 0  # points not published because Redis failed; the history still has them
 published = 0
 
-_pool: redis.ConnectionPool | None = None
-_pool_url: str | None = None
-_lock = threading.Lock()
 _failing = False
 
 
 def _client() -> redis.Redis:
-    global _pool, _pool_url
-    url = settings.REDIS_URL
-    if _pool is None or _pool_url != url:
-        with _lock:
-            if _pool is None or _pool_url != url:
-                if _pool is not None:
-                    _pool.disconnect()
-                _pool = redis.ConnectionPool.from_url(
-                    url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S
-                )
-                _pool_url = url
-    return redis.Redis(connection_pool=_pool)
+    return redis_client(SOCKET_TIMEOUT_S)
 
 
 def encode(points: Iterable[Point]) -> bytes:
