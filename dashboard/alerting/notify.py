@@ -179,13 +179,10 @@ def idempotency_key(alert: Alert, state: str, repeat: int = 0) -> str:
 
 
 def notice_for(alert: Alert, state: str, value: float | None, repeat: int = 0) -> Notice:
+    from dashboard.alerting.silences import alert_labels
+
     rule = alert.rule
-    labels = {
-        "alertname": rule.name,
-        "severity": rule.severity,
-        **{str(k): str(v) for k, v in (rule.labels or {}).items()},
-        **{str(k): str(v) for k, v in (alert.labels or {}).items()},
-    }
+    labels = alert_labels(alert)
     annotations = {
         "summary": _summary(alert, state, value),
         "value": "" if value is None else f"{value:g}",

@@ -16,12 +16,24 @@ def active_silences(now: datetime | None = None):
     return Silence.objects.filter(starts_at__lte=now, ends_at__gt=now)
 
 
+def alert_labels(alert: Alert) -> dict[str, str]:
+    """The labels a notification carries and a silence matches, as in Alertmanager: alertname and
+    severity, the rule's own labels, then the alert's series labels (node, gpu, deployment...)."""
+    rule = alert.rule
+    return {
+        "alertname": rule.name,
+        "severity": rule.severity,
+        **{str(k): str(v) for k, v in (rule.labels or {}).items()},
+        **{str(k): str(v) for k, v in (alert.labels or {}).items()},
+    }
+
+
 def matches(silence: Silence, alert: Alert) -> bool:
     """A silence of the alert's rule (its matchers, if any, must match too), or one without a rule
-    whose every matcher equals the alert's label of that name."""
+    whose every matcher equals the alert's label of that name (rule labels included)."""
     if silence.rule_id is not None and silence.rule_id != alert.rule_id:
         return False
-    labels = {k: str(v) for k, v in (alert.labels or {}).items()}
+    labels = alert_labels(alert)
     return all(labels.get(name) == str(value) for name, value in (silence.matchers or {}).items())
 
 
