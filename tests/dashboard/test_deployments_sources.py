@@ -4,10 +4,14 @@ promotion's verification window."""
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 from unittest import mock
 
 import numpy as np
+import redis
+from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
@@ -37,15 +41,21 @@ class TestProbeSchedule(SourcesTestCase):
     def test_due_deployments_get_one_probe_on_their_device_queue(self):
         from dashboard.deployments.probes import send_due_probes
 
+        # The real broker: the probe is a message on the node's device queue (a Redis list).
+        broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+        queue = "node.gpu-node-1.cpu"
+        broker.delete(queue)
+        self.addCleanup(broker.delete, queue)
         now = timezone.now()
-        with mock.patch("perfmon.celery.app.send_task") as send, self.captureOnCommitCallbacks(execute=True):
+        with self.captureOnCommitCallbacks(execute=True):
             self.assertEqual(send_due_probes(now), ["digits-prod"])
             self.assertEqual(send_due_probes(now + timedelta(seconds=10)), [])  # not due again yet
-        send.assert_called_once()
-        self.assertEqual(send.call_args.args[:2], ("perfmon.probe_deployment", [self.deployment.pk]))
-        self.assertEqual(send.call_args.kwargs["queue"], "node.gpu-node-1.cpu")
-        with mock.patch("perfmon.celery.app.send_task"), self.captureOnCommitCallbacks(execute=True):
+        (message,) = [json.loads(raw) for raw in broker.lrange(queue, 0, -1)]
+        self.assertEqual(message["headers"]["task"], "perfmon.probe_deployment")
+        self.assertEqual(json.loads(base64.b64decode(message["body"]))[0], [self.deployment.pk])
+        with self.captureOnCommitCallbacks(execute=True):
             self.assertEqual(send_due_probes(now + timedelta(seconds=31)), ["digits-prod"])
+        self.assertEqual(broker.llen(queue), 2)
 
     def test_a_probe_records_p50_p95_p99_and_the_endpoint_round_trip(self):
         Deployment.objects.filter(pk=self.deployment.pk).update(endpoint_url="http://127.0.0.1:1/x")

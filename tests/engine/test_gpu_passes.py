@@ -120,10 +120,11 @@ def _gpu_run(name: str, params: dict | None = None):
 def test_torchao_quantizes_the_linear_layers_and_says_which_tensors_ran(name) -> None:
     from workers.passes.gpu import torchao_available
 
-    if torchao_available():
-        pytest.skip(torchao_available())
+    missing = torchao_available()
+    if missing:
+        pytest.skip(reason=missing)
     if name == "torchao_float8" and torch.cuda.get_device_capability(0) < (8, 9):
-        pytest.skip("float8 needs compute capability 8.9")
+        pytest.skip(reason="float8 needs compute capability 8.9")
     candidate, report, got, expected = _gpu_run(name)
     assert report.ok, report.error
     assert report.details["quantized_layers"] and report.details["weight_tensor_types"] != ["Parameter"]
@@ -135,7 +136,7 @@ def test_torchao_quantizes_the_linear_layers_and_says_which_tensors_ran(name) ->
 @needs_cuda
 def test_2_4_sparsity_compresses_the_weights_and_runs_on_sparse_kernels() -> None:
     if torch.cuda.get_device_capability(0) < (8, 0):
-        pytest.skip("2:4 sparsity needs compute capability 8.0")
+        pytest.skip(reason="2:4 sparsity needs compute capability 8.0")
     candidate, report, got, expected = _gpu_run("sparsity_2_4")
     assert report.ok, report.error
     assert report.details["sparse_layers"], report.details
