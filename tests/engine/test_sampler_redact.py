@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 
 from workers.sampler.process_info import ProcessDetails
@@ -74,6 +76,7 @@ def test_a_real_process_reaches_the_sample_with_its_secrets_hidden() -> None:
         ]
     )
     try:
+        _wait_for_argv(child.pid)
         # Both paths a command line takes into a sample: the top-processes table and GPU process rows.
         for command in [
             _user_and_command(child.pid)[1],
@@ -82,6 +85,32 @@ def test_a_real_process_reaches_the_sample_with_its_secrets_hidden() -> None:
             assert command is not None
             assert "hunter2" not in command and TOKEN[3:] not in command
             assert "--password=*** Authorization: Bearer ***" in command
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _wait_for_argv(pid: int) -> None:
+    """Popen returns once exec has closed the child's descriptors, a moment before the kernel
+    lays out the new argv: until then /proc/<pid>/cmdline is empty."""
+    deadline = time.monotonic() + 30
+    while not psutil.Process(pid).cmdline():
+        assert time.monotonic() < deadline, "the child never showed a command line"
+        time.sleep(0.01)
+
+
+def test_a_process_read_mid_exec_is_read_again_once_its_argv_appears(monkeypatch) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--token=abc123"])
+    try:
+        _wait_for_argv(child.pid)
+        real_cmdline = psutil.Process.cmdline
+        monkeypatch.setattr(psutil.Process, "cmdline", lambda self: [])
+        details = ProcessDetails()
+        assert _user_and_command(child.pid)[2] is False  # not final: the top table asks again next scan
+        assert details.lookup([child.pid])[child.pid].command.startswith("[")
+        monkeypatch.setattr(psutil.Process, "cmdline", real_cmdline)
+        command = details.lookup([child.pid])[child.pid].command
+        assert "time.sleep(60) --token=***" in command
     finally:
         child.kill()
         child.wait()

@@ -28,21 +28,33 @@ class HostFacts:
     rss_bytes: int | None = None
 
 
-def command_of(proc: psutil.Process) -> str | None:
+def command_of(proc: psutil.Process) -> tuple[str | None, bool]:
     """The command line as ``ps -o args`` shows it, secrets hidden (see redact.py); kernel threads
     as "[name]". Redacted here, before the sample leaves the node, so no secret reaches Redis,
-    the database or a browser."""
+    the database or a browser.
+
+    The flag says whether the text is final. A process read in the instant between ``execve``
+    dropping its old memory and laying out its new arguments has an empty command line too;
+    it shows as "[name]" for now and must be read again, not remembered."""
     try:
         cmdline = proc.cmdline()
     except psutil.Error:
         cmdline = []
     if cmdline:
         # Redacted before truncation: a cut could leave half a secret no pattern recognises.
-        return " ".join(redact_argv(cmdline))[:COMMAND_MAX_CHARS]
+        return " ".join(redact_argv(cmdline))[:COMMAND_MAX_CHARS], True
     try:
-        return f"[{proc.name()}]"[:COMMAND_MAX_CHARS]
+        return f"[{proc.name()}]"[:COMMAND_MAX_CHARS], _is_kernel_thread(proc)
     except psutil.Error:
-        return None
+        return None, False
+
+
+def _is_kernel_thread(proc: psutil.Process) -> bool:
+    """Kernel threads are kthreadd (PID 2) and its children; only they never get a command line."""
+    try:
+        return proc.pid == 2 or proc.ppid() == 2
+    except psutil.Error:
+        return False
 
 
 def user_of(proc: psutil.Process) -> str | None:
@@ -58,6 +70,7 @@ class _Known:
     proc: psutil.Process
     user: str | None
     command: str | None
+    command_final: bool
     primed: bool = False
 
 
@@ -102,7 +115,9 @@ class ProcessDetails:
         try:
             if known is None or not known.proc.is_running():  # is_running() also catches PID reuse
                 proc = psutil.Process(pid)
-                known = self._known[pid] = _Known(proc, user_of(proc), command_of(proc))
+                known = self._known[pid] = _Known(proc, user_of(proc), *command_of(proc))
+            elif not known.command_final:
+                known.command, known.command_final = command_of(known.proc)
             with known.proc.oneshot():
                 cpu_percent = known.proc.cpu_percent(None)
                 rss_bytes = int(known.proc.memory_info().rss)

@@ -123,9 +123,12 @@ class TopProcessScanner:
         def row(pid: int) -> ProcessRow:
             start, _, rss_bytes = stats[pid]
             key = (pid, start)
-            if key not in names:
-                names[key] = _user_and_command(pid)
-            user, command = names[key]
+            if key in names:
+                user, command = names[key]
+            else:
+                user, command, final = _user_and_command(pid)
+                if final:
+                    names[key] = user, command
             return ProcessRow(pid, user, command, cpu_percent.get(pid), rss_bytes)
 
         self._current = TopProcesses(
@@ -133,9 +136,10 @@ class TopProcessScanner:
         )
 
 
-def _user_and_command(pid: int) -> tuple[str | None, str | None]:
+def _user_and_command(pid: int) -> tuple[str | None, str | None, bool]:
+    """Owner, command line and whether that line is final (see ``command_of``)."""
     try:
         proc = psutil.Process(pid)
     except psutil.Error:
-        return None, None
-    return user_of(proc), command_of(proc)
+        return None, None, False
+    return user_of(proc), *command_of(proc)
