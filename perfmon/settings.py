@@ -281,6 +281,9 @@ LOGGING = {
 # over as long a time before it.
 DEPLOY_VERIFY_WINDOW_S = env_int("PERFMON_DEPLOY_VERIFY_WINDOW_S", 600)
 DEPLOY_VERIFY_MIN_IMPROVEMENT = float(os.environ.get("PERFMON_DEPLOY_VERIFY_MIN_IMPROVEMENT") or "0.05")
+# A verdict needs this many latency values on each side, and a drop significant at this level.
+DEPLOY_VERIFY_MIN_SAMPLES = env_int("PERFMON_DEPLOY_VERIFY_MIN_SAMPLES", 5)
+DEPLOY_VERIFY_ALPHA = float(os.environ.get("PERFMON_DEPLOY_VERIFY_ALPHA") or "0.05")
 # A probe is a short harness run: at most this long (warm-up included) on the deployment's device.
 DEPLOY_PROBE_BUDGET_S = float(os.environ.get("PERFMON_DEPLOY_PROBE_BUDGET_S") or "2.0")
 DEPLOY_PROBE_E2E_REQUESTS = 20  # HTTP round trips a probe times when the deployment has an endpoint

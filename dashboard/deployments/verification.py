@@ -1,13 +1,15 @@
 """After a promotion: did latency really improve? A change is watched until its ``verify_until``;
-then the mean latency during the window is compared with the same length of time before it."""
+then latency during the window is compared with the same length of time before it."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
 
+import numpy as np
 from django.conf import settings
 from django.utils import timezone
+from scipy.stats import mannwhitneyu
 
 from dashboard.deployments.stats import VERDICT_STATS, values_between
 from dashboard.models import DeploymentChange, VerificationVerdict
@@ -16,36 +18,69 @@ log = logging.getLogger(__name__)
 
 
 def judge(change: DeploymentChange) -> tuple[str, dict]:
-    """(verdict, detail) of a change whose window has passed. The statistic is the first of
-    VERDICT_STATS with data on both sides; "improved" needs the mean during the window to be at
-    least DEPLOY_VERIFY_MIN_IMPROVEMENT (a fraction) below the mean before."""
+    """(verdict, detail) of a change whose window has passed.
+
+    The statistic is the first of VERDICT_STATS with at least DEPLOY_VERIFY_MIN_SAMPLES values on
+    each side: a mean of one or two probes says nothing about a deployment. "Improved" needs both
+    a mean during the window at least DEPLOY_VERIFY_MIN_IMPROVEMENT (a fraction) below the mean
+    before, and a one-sided Mann-Whitney U test that the values during are lower (p below
+    DEPLOY_VERIFY_ALPHA): latency is skewed and noisy, and a drop inside the noise is not a win."""
     assert change.verify_until is not None
     at, until = change.at.timestamp(), change.verify_until.timestamp()
     window = until - at
     margin = settings.DEPLOY_VERIFY_MIN_IMPROVEMENT
+    need = settings.DEPLOY_VERIFY_MIN_SAMPLES
     seen = {}
     for stat in VERDICT_STATS:
         before = values_between(change.deployment, stat, at - window, at)
         during = values_between(change.deployment, stat, at, until)
         seen[stat] = {"before": len(before), "during": len(during)}
-        if len(before) and len(during):
-            before_ms, during_ms = float(before.mean()), float(during.mean())
-            improved = during_ms <= before_ms * (1.0 - margin)
-            detail = {
-                "stat": stat,
-                "before_mean_ms": before_ms,
-                "during_mean_ms": during_ms,
-                "before_count": len(before),
-                "during_count": len(during),
-                "change_pct": (during_ms - before_ms) / before_ms * 100.0 if before_ms else None,
-                "min_improvement_pct": margin * 100.0,
-                "window_s": window,
-            }
-            verdict = VerificationVerdict.IMPROVED if improved else VerificationVerdict.NOT_IMPROVED
-            return verdict, detail
+        if len(before) >= need and len(during) >= need:
+            return _compare(stat, before, during, margin, window)
+    counts = "; ".join(
+        f"{stat} {c['before']} before and {c['during']} during" for stat, c in seen.items() if any(c.values())
+    )
     return VerificationVerdict.NO_DATA, {
-        "reason": "no latency both before and during the window",
+        "reason": f"too few latency values to judge (at least {need} before and {need} during are needed"
+        + (f"; had {counts})" if counts else "; had none)"),
         "counts": seen,
+        "window_s": window,
+    }
+
+
+def _compare(
+    stat: str, before: np.ndarray, during: np.ndarray, margin: float, window: float
+) -> tuple[str, dict]:
+    before_ms, during_ms = float(before.mean()), float(during.mean())
+    change_pct = (during_ms - before_ms) / before_ms * 100.0 if before_ms else None
+    # Identical samples on both sides make the test undefined; they are plainly not an improvement.
+    p_value = (
+        1.0
+        if np.ptp(np.concatenate([before, during])) == 0
+        else float(mannwhitneyu(during, before, alternative="less").pvalue)
+    )
+    large_enough = during_ms <= before_ms * (1.0 - margin)
+    significant = p_value < settings.DEPLOY_VERIFY_ALPHA
+    if large_enough and significant:
+        verdict, reason = VerificationVerdict.IMPROVED, "lower, by more than the margin, and significantly"
+    elif large_enough:
+        verdict, reason = (
+            VerificationVerdict.NOT_IMPROVED,
+            "lower by more than the margin, but within the noise",
+        )
+    else:
+        verdict, reason = VerificationVerdict.NOT_IMPROVED, "not lower by the margin"
+    return verdict, {
+        "stat": stat,
+        "before_mean_ms": before_ms,
+        "during_mean_ms": during_ms,
+        "before_count": len(before),
+        "during_count": len(during),
+        "change_pct": change_pct,
+        "min_improvement_pct": margin * 100.0,
+        "p_value": p_value,
+        "alpha": settings.DEPLOY_VERIFY_ALPHA,
+        "reason": reason,
         "window_s": window,
     }
 

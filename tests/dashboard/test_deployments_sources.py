@@ -144,23 +144,64 @@ class TestVerification(SourcesTestCase):
         at = timezone.now() - timedelta(seconds=700)
         change = self.promote_at(at)
         t0 = at.timestamp()
-        self.write("p50", [t0 - 300, t0 - 200, t0 + 100, t0 + 200], [40.0, 44.0, 20.0, 22.0])
+        before = [40.0, 44.0, 41.0, 43.0, 42.0, 42.0]
+        during = [20.0, 22.0, 21.0, 20.5, 21.5, 21.0]
+        self.write(
+            "p50",
+            [t0 - 300 + 10 * i for i in range(6)] + [t0 + 100 + 10 * i for i in range(6)],
+            before + during,
+        )
         self.assertEqual(verify_due(), 1)
         change.refresh_from_db()
         self.assertEqual(change.verdict, VerificationVerdict.IMPROVED)
         self.assertEqual(change.verdict_detail["stat"], "p50")
         self.assertEqual(change.verdict_detail["before_mean_ms"], 42.0)
         self.assertEqual(change.verdict_detail["during_mean_ms"], 21.0)
+        self.assertLess(change.verdict_detail["p_value"], 0.05)
         self.assertEqual(verify_due(), 0)  # judged once
 
     def test_samples_that_did_not_fall_are_not_improved(self):
         at = timezone.now() - timedelta(seconds=700)
         change = self.promote_at(at)
         t0 = at.timestamp()
-        self.write("sample", [t0 - 60, t0 + 60], [30.0, 29.5])  # under 5% better
+        values = [30.0, 31.0, 29.0, 30.5, 30.0] + [29.5, 30.5, 29.0, 30.0, 29.5]  # under 5% better
+        self.write("sample", [t0 - 60 + i for i in range(5)] + [t0 + 60 + i for i in range(5)], values)
         verify_due()
         change.refresh_from_db()
         self.assertEqual((change.verdict, change.verdict_detail["stat"]), ("not_improved", "sample"))
+        self.assertEqual(change.verdict_detail["reason"], "not lower by the margin")
+
+    def test_a_drop_inside_the_noise_is_not_an_improvement(self):
+        at = timezone.now() - timedelta(seconds=700)
+        change = self.promote_at(at)
+        t0 = at.timestamp()
+        # The mean falls 20%, all of it from one slow probe before the promotion.
+        before = [20.0, 21.0, 19.0, 20.5, 19.5, 60.0]
+        during = [20.0, 21.0, 19.5, 20.5, 22.0, 20.5]
+        self.write(
+            "p50",
+            [t0 - 300 + 10 * i for i in range(6)] + [t0 + 100 + 10 * i for i in range(6)],
+            before + during,
+        )
+        verify_due()
+        change.refresh_from_db()
+        self.assertEqual(change.verdict, VerificationVerdict.NOT_IMPROVED)
+        self.assertLess(change.verdict_detail["change_pct"], -5.0)
+        self.assertGreater(change.verdict_detail["p_value"], 0.05)
+        self.assertIn("within the noise", change.verdict_detail["reason"])
+
+    def test_one_probe_before_the_promotion_is_too_little_to_judge(self):
+        at = timezone.now() - timedelta(seconds=700)
+        change = self.promote_at(at)
+        t0 = at.timestamp()
+        self.write("p50", [t0 - 30] + [t0 + 100 + 10 * i for i in range(12)], [80.0] + [20.0] * 12)
+        verify_due()
+        change.refresh_from_db()
+        self.assertEqual(change.verdict, VerificationVerdict.NO_DATA)
+        self.assertIn("p50 1 before and 12 during", change.verdict_detail["reason"])
+        self.client.force_login(self.alice)
+        page = self.client.get(f"/deployments/{self.deployment.name}/").content.decode()
+        self.assertIn("too few latency values to judge", page)
 
     def test_no_data_and_a_window_still_open(self):
         open_change = self.promote_at(timezone.now() - timedelta(seconds=60))
