@@ -19,8 +19,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from dashboard.models import Dataset, ModelVersion, ModelVersionStatus, RegisteredModel
-from dashboard.permissions import Role, require
+from dashboard.models import Dataset, Job, JobStatus, ModelVersion, ModelVersionStatus, RegisteredModel
+from dashboard.permissions import PermissionDenied, Role, has_role, require
 from workers import zoo
 from workers.registry import ModelStore, Rejected
 from workers.zoo import InputSpec
@@ -150,3 +150,52 @@ def dataset_for_job(dataset_id: int, model: str) -> Dataset:
     if not dataset_path(dataset).is_file():
         raise DatasetRefused(f"the file of data set {dataset_id} is no longer stored")
     return dataset
+
+
+class DatasetInUse(Exception):
+    """A delete refused because a queued or running job still reads the set; the message says which."""
+
+
+def do_delete_dataset(user, dataset: Dataset) -> None:
+    """Delete a data set and, unless another set holds the same bytes, its stored file.
+
+    Only its uploader or an admin may (a set decides what an optimization trains and scores on).
+    Refused (DatasetInUse) while a queued or running job names it: the worker would find the
+    file gone. Finished jobs keep their results, which name the set by id."""
+    require(user, Role.OPERATOR, "deleting a data set")
+    if not has_role(user, Role.ADMIN) and (
+        dataset.owner_id is None or dataset.owner_id != getattr(user, "pk", None)
+    ):
+        owner = dataset.owner.username if dataset.owner else "nobody"
+        raise PermissionDenied(
+            f"data set {dataset.pk} belongs to {owner}: only its uploader or an admin may delete it"
+        )
+    refuse_if_in_use(dataset)
+    pk, sha256 = dataset.pk, dataset.sha256
+    with transaction.atomic():
+        dataset.delete()
+        transaction.on_commit(lambda: remove_files_unless_used([sha256]))
+    log.info("data set #%s deleted by %s", pk, getattr(user, "username", user))
+
+
+def refuse_if_in_use(dataset: Dataset) -> None:
+    """Raise DatasetInUse while a queued or running job names the set."""
+    active = list(
+        Job.objects.filter(params__dataset=dataset.pk, status__in=(JobStatus.QUEUED, JobStatus.RUNNING))
+        .order_by("pk")
+        .values_list("pk", "status")
+    )
+    if active:
+        jobs = ", ".join(f"#{pk} ({status})" for pk, status in active)
+        raise DatasetInUse(
+            f"data set {dataset.pk} is in use by job {jobs}; cancel the job or wait for it to finish, then delete"
+        )
+
+
+def remove_files_unless_used(hashes: Iterable[str]) -> None:
+    """Remove the stored files of data sets that no remaining set refers to (sets are stored by
+    content, so two uploads of one file share it)."""
+    store = dataset_store()
+    for sha256 in set(hashes):
+        if not Dataset.objects.filter(sha256=sha256).exists():
+            store.remove(sha256)

@@ -27,6 +27,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from dashboard import live
+from dashboard.dataset_actions import DatasetInUse, refuse_if_in_use, remove_files_unless_used
 from dashboard.models import Job, JobStatus, ModelVersion, ModelVersionStatus, RegisteredModel
 from dashboard.models.registry import ZOO_ORIGINAL
 from dashboard.permissions import PermissionDenied, Role, has_role, require
@@ -334,10 +335,18 @@ def do_delete_model(user, model: RegisteredModel) -> None:
     versions = list(model.versions.select_related("model"))
     for version in versions:
         _refuse_if_in_use(version)
+    for dataset in model.datasets.all():
+        try:
+            refuse_if_in_use(dataset)
+        except DatasetInUse as exc:
+            raise ModelInUse(f"{exc} (it belongs to model {model.name!r})") from None
     model_id, hashes = model.pk, {version.sha256 for version in versions}
+    # Its data sets go with it (the foreign key cascades); their files must not stay behind.
+    dataset_hashes = list(model.datasets.values_list("sha256", flat=True))
     with transaction.atomic():
         model.delete()
         transaction.on_commit(lambda: [_remove_file_unless_used(sha256) for sha256 in hashes])
+        transaction.on_commit(lambda: remove_files_unless_used(dataset_hashes))
     log.info("model %s (%s) deleted by %s", model_id, model.name, getattr(user, "username", user))
     _push_model(model_id, "deleted", {"version": None})
 

@@ -5,6 +5,9 @@ POST /api/datasets is multipart/form-data: ``file`` (the .npz), ``model`` (a zoo
 model's name; "name@N" names the same tree) and ``name``. The file is checked before it is kept:
 x float with the model's input shape, y integer labels, one per row, no NaN or inf, labels within
 the model's outputs, no pickle, bounded size. Every refusal is a 400 naming the reason.
+
+DELETE /api/datasets/<id> removes a set and its file (its uploader or an admin; 409 while a queued
+or running job names it).
 """
 
 from __future__ import annotations
@@ -13,7 +16,14 @@ from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from dashboard.api.errors import WRITE_ERRORS, Error
-from dashboard.dataset_actions import DatasetRefused, base_name, do_upload_dataset
+from dashboard.dataset_actions import (
+    MAX_ID,
+    DatasetInUse,
+    DatasetRefused,
+    base_name,
+    do_delete_dataset,
+    do_upload_dataset,
+)
 from dashboard.models import Dataset
 
 router = Router(tags=["datasets"])
@@ -52,3 +62,16 @@ def list_datasets(request, model: str | None = None):
     if model:
         datasets = datasets.filter(model_name=base_name(model))
     return [dataset.to_json() for dataset in datasets]
+
+
+@router.delete("/{dataset_id}", response={204: None, **WRITE_ERRORS, 404: Error, 409: Error})
+def delete_dataset(request, dataset_id: int):
+    """Delete a data set and its file (uploader or admin); 409 while a queued or running job names it."""
+    dataset = Dataset.objects.filter(pk=dataset_id).first() if 1 <= dataset_id <= MAX_ID else None
+    if dataset is None:
+        return Status(404, {"error": f"data set {dataset_id} not found"})
+    try:
+        do_delete_dataset(request.user, dataset)
+    except DatasetInUse as exc:
+        return Status(409, {"error": str(exc)})
+    return Status(204, None)

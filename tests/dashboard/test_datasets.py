@@ -148,6 +148,57 @@ class TestJobsNameADataSet(DatasetTestCase):
         )
 
 
+class TestDelete(DatasetTestCase):
+    def delete(self, dataset_id: int, token: str | None = None):
+        return self.client.delete(f"/api/datasets/{dataset_id}", **self.bearer(token))
+
+    def test_the_uploader_deletes_a_set_and_its_file_goes_once_no_set_shares_it(self):
+        data = resnet_data()
+        first, second = self.upload(data, name="a").json()["id"], self.upload(data, name="b").json()["id"]
+        self.assertEqual(len(self.stored_files()), 1)  # stored by content: one file for both
+        with self.captureOnCommitCallbacks(execute=True):
+            self.assertEqual(self.delete(first).status_code, 204)
+        self.assertEqual(len(self.stored_files()), 1)  # the other set still reads it
+        with self.captureOnCommitCallbacks(execute=True):
+            self.assertEqual(self.delete(second).status_code, 204)
+        self.assertEqual(self.stored_files(), [])
+        self.assertEqual(self.client.get("/api/datasets", **self.bearer()).json(), [])
+        missing = self.delete(second)
+        self.assertEqual(
+            (missing.status_code, missing.json()["error"]), (404, f"data set {second} not found")
+        )
+
+    def test_another_operator_may_not_delete_it_and_a_queued_job_keeps_it(self):
+        from django.contrib.auth import get_user_model
+
+        bob = get_user_model().objects.create_user("bob")
+        grant(bob, Role.OPERATOR)
+        _token, bob_secret = ApiToken.issue(bob, Role.OPERATOR)
+        dataset = self.upload(resnet_data()).json()["id"]
+        refused = self.delete(dataset, token=bob_secret)
+        self.assertEqual(refused.status_code, 403)
+        self.assertIn("belongs to alice", refused.json()["error"])
+
+        job = Job.objects.create(
+            kind="optimize", model_name="SmallResNet", params={"dataset": dataset}, owner=self.alice
+        )
+        in_use = self.delete(dataset)
+        self.assertEqual(in_use.status_code, 409)
+        self.assertIn(f"in use by job #{job.pk} (queued)", in_use.json()["error"])
+        self.assertEqual(len(self.stored_files()), 1)
+
+    def test_deleting_a_model_takes_its_data_sets_files_too(self):
+        from dashboard.models import RegisteredModel
+
+        model = RegisteredModel.objects.create(name="SmallResNet", owner=self.alice)
+        dataset = self.upload(resnet_data()).json()["id"]
+        self.assertEqual(Dataset.objects.get(pk=dataset).registered_model, model)
+        with self.captureOnCommitCallbacks(execute=True):
+            self.assertEqual(self.client.delete(f"/api/models/{model.pk}", **self.bearer()).status_code, 204)
+        self.assertEqual(Dataset.objects.count(), 0)
+        self.assertEqual(self.stored_files(), [])
+
+
 class TestOptimizePageUpload(DatasetTestCase):
     def setUp(self):
         super().setUp()
