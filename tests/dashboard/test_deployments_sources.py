@@ -5,7 +5,9 @@ promotion's verification window."""
 from __future__ import annotations
 
 import base64
+import http.server
 import json
+import threading
 from datetime import timedelta
 from unittest import mock
 
@@ -22,7 +24,7 @@ from dashboard.deployments.verification import verify_due
 from dashboard.models import Deployment, DeploymentChange, Job, JobStatus, VerificationVerdict
 from dashboard.models.history import HOST_DEVICE
 from tests.dashboard.test_deployments_api import DeploymentApiTestCase
-from tests.engine.test_scrape import serving
+from tests.engine.test_scrape import FIXTURES, serving
 from workers.tasks.deployments import probe_deployment, scrape_one
 
 
@@ -120,6 +122,46 @@ class TestScrape(SourcesTestCase):
         self.assertEqual(done["other"], "first scrape")
         self.assertTrue(done["digits-prod"].startswith("error"))
         self.assertIn("KeyError", Deployment.objects.get(name="digits-prod").scrape_state["error"])
+
+    def test_endpoints_are_read_at_once_so_a_hanging_one_holds_up_no_other(self):
+        from workers.tasks.deployments import scrape_deployments
+
+        in_flight, most, lock, release = 0, 0, threading.Lock(), threading.Event()
+
+        class Slow(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (the stdlib's name)
+                nonlocal in_flight, most
+                with lock:
+                    in_flight += 1
+                    most = max(most, in_flight)
+                    if in_flight == 3:
+                        release.set()  # all three are being read at the same time
+                release.wait(30)
+                body = (FIXTURES / "triton_1.txt").read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                with lock:
+                    in_flight -= 1
+
+            def log_message(self, *args):
+                pass
+
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{httpd.server_address[1]}/metrics"
+            for name in ("a", "b"):
+                self.create(name=name, model="digits@1", probe_interval_s=30)
+            Deployment.objects.update(scrape={"url": url, "format": "triton"})
+            with mock.patch("dashboard.deployments.probes.publish_observations"):
+                done = scrape_deployments()
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+        self.assertEqual(most, 3)  # read one after another, the first would have waited 30 s alone
+        self.assertEqual(done, {"digits-prod": "first scrape", "a": "first scrape", "b": "first scrape"})
 
     def test_due_scrapes_are_claimed_once(self):
         from dashboard.deployments.probes import due_scrapes

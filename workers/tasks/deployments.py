@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from celery import shared_task
 from django.conf import settings
@@ -60,13 +61,25 @@ def probe_deployment(deployment_id: int) -> str:
     return status
 
 
+# Endpoints due in one run are read at once, so one that hangs for its whole timeout (5 s) does
+# not hold up every other deployment's scrape behind it in the maintenance worker.
+SCRAPE_CONCURRENCY = 16
+
+
 @shared_task(name="perfmon.scrape_deployments", queue="maintenance")
 def scrape_deployments() -> dict[str, str]:
     """Scrape each deployment due one; returns name -> what happened."""
+    due = probes.due_scrapes()
+    if not due:
+        return {}
+    with ThreadPoolExecutor(min(SCRAPE_CONCURRENCY, len(due)), thread_name_prefix="scrape") as pool:
+        fetched = list(pool.map(_fetch, due))  # network only: the database is written below, here
     done = {}
-    for deployment in probes.due_scrapes():
+    for deployment, text in zip(due, fetched, strict=True):
         try:
-            done[deployment.name] = scrape_one(deployment)
+            if isinstance(text, Exception) and not isinstance(text, scrape.ScrapeError):
+                raise text
+            done[deployment.name] = scrape_one(deployment, fetched=text)
         except Exception as exc:  # a config edited into something unreadable: the others still run
             log.exception("scrape of %s failed", deployment.name)
             probes.set_scrape_state(
@@ -76,13 +89,25 @@ def scrape_deployments() -> dict[str, str]:
     return done
 
 
-def scrape_one(deployment: Deployment, now: float | None = None) -> str:
-    """Read the deployment's metrics endpoint, derive the interval's latency, store it."""
+def _fetch(deployment: Deployment) -> str | Exception:
+    try:
+        return scrape.fetch((deployment.scrape or {})["url"])
+    except Exception as exc:  # handed back, and judged with the deployment's other outcomes
+        return exc
+
+
+def scrape_one(
+    deployment: Deployment, now: float | None = None, fetched: str | Exception | None = None
+) -> str:
+    """Read the deployment's metrics endpoint (or take ``fetched``, its text or ScrapeError, read
+    already), derive the interval's latency, store it."""
     config = deployment.scrape or {}
     now = time.time() if now is None else now
     previous = (deployment.scrape_state or {}).get("counters")
     try:
-        text = scrape.fetch(config["url"])
+        text = scrape.fetch(config["url"]) if fetched is None else fetched
+        if isinstance(text, Exception):
+            raise text
         counters = scrape.read_counters(text, config["format"], config.get("model"))
     except scrape.ScrapeError as exc:
         # Keep the counters: the next good scrape measures across the failed one.
