@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Names this process (and, through the supervisor, each child) in the database's
+    # pg_stat_activity; a supervised child already has its own (perfmon/database.py).
+    os.environ.setdefault("PERFMON_ROLE", args.command)
     if getattr(args, "demo_gpus", None) is not None:
         os.environ["PERFMON_DEMO_GPUS"] = str(args.demo_gpus)  # the sampler child reads it from settings
     if getattr(args, "data_dir", None):
