@@ -215,6 +215,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         _setup_django()
         _prepare_database()
+        from django.db import connections
+
+        connections.close_all()  # the supervisor itself needs no database connection from here on
 
         stack = Supervisor(env=dict(os.environ))
         _add_web_servers(stack, args.host, args.port, args.web_workers)

@@ -70,7 +70,7 @@ def _postgresql(url: str, role_name: str, node: str, environ: Mapping[str, str])
     settings = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     options = settings.setdefault("OPTIONS", {})
     options.setdefault("application_name", application_name(role_name, node))
-    if is_web(role_name) and False:  # BASELINE TEMP
+    if is_web(role_name):
         pool = pool_options(environ)
         # Persistent connections are per thread, and ASGI gives each request a thread: none kept.
         settings["CONN_MAX_AGE"] = 0
