@@ -196,7 +196,16 @@ class LiveClients:
                     if record_ts and text.startswith('{"type":"sample"'):
                         node = json.loads(text)["node"]
                         self.seen_ts[node].append(float(TS.search(text).group(1)))
-                    if not self.measuring or not (match := TS.search(text)):
+                    if not self.measuring:
+                        continue
+                    if text.startswith('{"type":"heartbeats"'):
+                        # The fleet's beats of a second in one frame: each beat's delay counts.
+                        stamps = TS.findall(text)
+                        self.frames["fleet frame"] += 1
+                        self.frames["heartbeat"] += len(stamps)
+                        self.delay_ms.extend((received - float(ts)) * 1000 for ts in stamps)
+                        continue
+                    if not (match := TS.search(text)):
                         continue
                     self.frames["sample" if text.startswith('{"type":"sample"') else "heartbeat"] += 1
                     self.delay_ms.append((received - float(match.group(1))) * 1000)
@@ -224,8 +233,8 @@ def probe_client(url: str, headers: dict, topics: list[str], seconds: float, out
                     text = await asyncio.wait_for(socket.recv(), timeout=left)
                 except TimeoutError:
                     break
-                if match := TS.search(text):
-                    delays.append((time.time() - float(match.group(1))) * 1000)
+                received = time.time()
+                delays.extend((received - float(ts)) * 1000 for ts in TS.findall(text))
         return delays
 
     try:
@@ -548,9 +557,12 @@ def report(args, before, after, elapsed_s, result, missing, my_cpu_s, stack, tok
     )
     overview = sum(1 for i in range(args.clients) if i % 10 < 7)
     expected = seconds * (overview * (args.nodes + 1) + (args.clients - overview))
+    # Heartbeats come one a frame, or coalesced into a fleet frame a second (dashboard/fleet_frames.py).
+    frames = live.frames["sample"] + (live.frames["fleet frame"] or live.frames["heartbeat"])
     print(
-        f"  live frames received: {dict(live.frames)}  ({sum(live.frames.values()) / seconds:.0f}/s; "
-        f"about {expected / seconds:.0f}/s sent at 1 Hz)"
+        f"  live messages received: {dict(live.frames)}  (samples + heartbeats "
+        f"{(live.frames['sample'] + live.frames['heartbeat']) / seconds:.0f}/s of about {expected / seconds:.0f}/s "
+        f"sent at 1 Hz, in {frames / seconds:.0f} WebSocket frames/s)"
     )
     print(f"  jobs: {dict(result['cancelled'])}")
     try:
