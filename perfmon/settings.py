@@ -62,6 +62,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: makes the chain above run in the request's thread, not hop to the event loop and back
+    # around every middleware (perfmon/sync_chain.py).
+    "perfmon.sync_chain.OneThreadPerRequest",
 ]
 
 ROOT_URLCONF = "perfmon.urls"
