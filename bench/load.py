@@ -196,7 +196,16 @@ class LiveClients:
                     if record_ts and text.startswith('{"type":"sample"'):
                         node = json.loads(text)["node"]
                         self.seen_ts[node].append(float(TS.search(text).group(1)))
-                    if not self.measuring or not (match := TS.search(text)):
+                    if not self.measuring:
+                        continue
+                    if text.startswith('{"type":"heartbeats"'):
+                        # The fleet's beats of a second in one frame: each beat's delay counts.
+                        stamps = TS.findall(text)
+                        self.frames["fleet frame"] += 1
+                        self.frames["heartbeat"] += len(stamps)
+                        self.delay_ms.extend((received - float(ts)) * 1000 for ts in stamps)
+                        continue
+                    if not (match := TS.search(text)):
                         continue
                     self.frames["sample" if text.startswith('{"type":"sample"') else "heartbeat"] += 1
                     self.delay_ms.append((received - float(match.group(1))) * 1000)
@@ -205,6 +214,33 @@ class LiveClients:
         except Exception as exc:
             self.errors[f"websocket: {type(exc).__name__}"] += 1
             connected.release()
+
+
+def probe_client(url: str, headers: dict, topics: list[str], seconds: float, out) -> None:
+    """One client in a process of its own (so not waiting behind the 500 others' frames in the load
+    generator's event loop): sample ts -> frame received for `seconds`, sent back through `out`."""
+
+    async def main() -> list[float]:
+        import websockets
+
+        delays: list[float] = []
+        async with websockets.connect(url, additional_headers=headers, open_timeout=60) as socket:
+            for topic in topics:
+                await socket.send(json.dumps({"subscribe": topic}))
+            deadline = time.time() + seconds
+            while (left := deadline - time.time()) > 0:
+                try:
+                    text = await asyncio.wait_for(socket.recv(), timeout=left)
+                except TimeoutError:
+                    break
+                received = time.time()
+                delays.extend((received - float(ts)) * 1000 for ts in TS.findall(text))
+        return delays
+
+    try:
+        out.send(asyncio.run(main()))
+    except Exception as exc:  # reported, not raised: the probe is a side measurement
+        out.send(f"{type(exc).__name__}: {exc}")
 
 
 async def paced(rate_per_s: float, seconds: float, action) -> None:
@@ -286,6 +322,17 @@ async def run(args, stack, fleet_names: list[str], token: str, cookie: str) -> d
     if skip_ingest:
         print(f"load: {skip_ingest}", flush=True)
 
+    import multiprocessing
+
+    receiver, sender = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    probe = multiprocessing.get_context("spawn").Process(
+        target=probe_client,
+        args=(live.url, live.headers, ["nodes", f"node:{fleet_names[0]}"], args.seconds, sender),
+        daemon=True,
+    )
+    probe.start()
+    await asyncio.sleep(3)  # its interpreter starts and connects before the load does
+
     cancelled: Counter[str] = Counter()
     http.latency_ms.clear()
     live.measuring = True
@@ -316,6 +363,8 @@ async def run(args, stack, fleet_names: list[str], token: str, cookie: str) -> d
     ended = time.time()
     await asyncio.sleep(2)  # frames and requests still in flight
     live.measuring = False
+    probe_delays = await asyncio.to_thread(lambda: receiver.recv() if receiver.poll(60) else "no answer")
+    probe.join(timeout=5)
     await asyncio.to_thread(http.drain, 60)
     for task in tasks:
         task.cancel()
@@ -326,7 +375,62 @@ async def run(args, stack, fleet_names: list[str], token: str, cookie: str) -> d
         "cancelled": cancelled,
         "window": (started, ended),
         "ingest": skip_ingest,
+        "probe": probe_delays,
     }
+
+
+class ConnectionWatch:
+    """PostgreSQL connections to the stack's database, counted once a second by application_name
+    (perfmon names each process's connections "perfmon ROLE@NODE"); the peak of the total and of
+    each holder. Also the server's total, which other users of the server share."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.peak_total = 0
+        self.peak_server = 0
+        self.peak_by_name: Counter[str] = Counter()
+        self.at_peak: dict[str, int] = {}
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        import psycopg
+
+        try:
+            connection = psycopg.connect(self.url, autocommit=True, application_name="load-bench watch")
+        except psycopg.Error:
+            self.errors += 1
+            return
+        with connection:
+            while not self._stop.wait(1.0):
+                try:
+                    rows = connection.execute(
+                        "SELECT datname = current_database(), application_name, count(*) "
+                        "FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
+                        "GROUP BY 1, 2"
+                    ).fetchall()
+                except psycopg.Error:
+                    self.errors += 1
+                    continue
+                self.peak_server = max(self.peak_server, sum(n for _, _, n in rows))
+                # Per holder, with the node and the web process number folded (sim-3 -> sim-N).
+                mine: Counter[str] = Counter()
+                for ours, name, n in rows:
+                    if ours:
+                        mine[re.sub(r"sim-\d+", "sim-N", name or "?")] += n
+                total = sum(mine.values())
+                if total > self.peak_total:
+                    self.peak_total, self.at_peak = total, dict(mine)
+                for name, n in mine.items():
+                    self.peak_by_name[name] = max(self.peak_by_name[name], n)
 
 
 def missing_from_history(
@@ -408,7 +512,15 @@ def main() -> None:
         load_before = os.getloadavg()
         my_cpu_before = sum(me.cpu_times()[:2])
         print(f"load: fleet of {args.nodes} x {args.gpus} online; {args.seconds:.0f} s of load", flush=True)
+        watch = (
+            ConnectionWatch(args.database) if args.database and args.database.startswith("postgres") else None
+        )
+        if watch:
+            watch.start()
         result = asyncio.run(run(args, stack, fleet.names, token, cookie))
+        if watch:
+            watch.stop()
+        result["connections"] = watch
         after = snapshot(roots)
         elapsed_s = time.monotonic() - before_at
         print(
@@ -438,11 +550,19 @@ def report(args, before, after, elapsed_s, result, missing, my_cpu_s, stack, tok
         waited = f"; wait p99 {percentile(waits, 0.99):.0f} ms" if waits else ""
         print(f"  {kind:11s} {summary(http.latency_ms.get(kind, []))}{waited}")
     print(f"  live update (sample ts -> frame at a client) {summary(live.delay_ms)}")
+    probe = result["probe"]
+    print(
+        "  live update at one client in a process of its own (overview + one node page): "
+        + (summary(probe) if isinstance(probe, list) else f"failed: {probe}")
+    )
     overview = sum(1 for i in range(args.clients) if i % 10 < 7)
     expected = seconds * (overview * (args.nodes + 1) + (args.clients - overview))
+    # Heartbeats come one a frame, or coalesced into a fleet frame a second (dashboard/fleet_frames.py).
+    frames = live.frames["sample"] + (live.frames["fleet frame"] or live.frames["heartbeat"])
     print(
-        f"  live frames received: {dict(live.frames)}  ({sum(live.frames.values()) / seconds:.0f}/s; "
-        f"about {expected / seconds:.0f}/s sent at 1 Hz)"
+        f"  live messages received: {dict(live.frames)}  (samples + heartbeats "
+        f"{(live.frames['sample'] + live.frames['heartbeat']) / seconds:.0f}/s of about {expected / seconds:.0f}/s "
+        f"sent at 1 Hz, in {frames / seconds:.0f} WebSocket frames/s)"
     )
     print(f"  jobs: {dict(result['cancelled'])}")
     try:
@@ -468,6 +588,13 @@ def report(args, before, after, elapsed_s, result, missing, my_cpu_s, stack, tok
     for node, (n, m, tier, _) in missing.items():
         if m:
             print(f"    {node}: {m} of {n} missing (tier {tier})")
+    if watch := result.get("connections"):
+        print(
+            f"  PostgreSQL connections to the stack's database, peak {watch.peak_total} "
+            f"(the server's peak, other users included: {watch.peak_server}); at that peak:"
+        )
+        for name, n in sorted(watch.at_peak.items(), key=lambda kv: -kv[1]):
+            print(f"    {n:4d}  {name}  (its own peak {watch.peak_by_name[name]})")
     print(f"  load generator CPU: {my_cpu_s / elapsed_s * 100:.0f}% of a core")
     print(f"  processes (RSS start -> end, CPU % of a core over the {elapsed_s:.0f} s between the two):")
     rows = []

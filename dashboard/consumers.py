@@ -10,6 +10,8 @@ import json
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from dashboard.fleet_frames import GROUP as FLEET_GROUP
+from dashboard.fleet_frames import fleet_frames
 from dashboard.live import group_for_topic
 from dashboard.permissions import can_see_command_lines, redact_commands
 
@@ -36,6 +38,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", ()):
+            await self._leave(group)
+
+    async def _join(self, group: str) -> None:
+        # The fleet's heartbeats come coalesced, a frame a second, from the process's one listener.
+        if group == FLEET_GROUP:
+            await fleet_frames().watch(self)
+        else:
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def _leave(self, group: str) -> None:
+        if group == FLEET_GROUP:
+            fleet_frames().unwatch(self)
+        else:
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -61,7 +76,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             group = self._group(message["unsubscribe"])
             if group in self.groups_joined:
                 self.groups_joined.discard(group)
-                await self.channel_layer.group_discard(group, self.channel_name)
+                await self._leave(group)
         else:
             await self._error('expected {"subscribe": topic} or {"unsubscribe": topic}')
 
@@ -87,8 +102,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if group not in self.groups_joined and len(self.groups_joined) >= MAX_SUBSCRIPTIONS:
             await self._error(f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection")
             return
-        self.groups_joined.add(group)
-        await self.channel_layer.group_add(group, self.channel_name)
+        if group not in self.groups_joined:
+            self.groups_joined.add(group)
+            await self._join(group)
         await self.send(text_data=json.dumps({"type": "subscribed", "topic": topic}))
 
     async def dispatch(self, message: dict) -> None:

@@ -4,7 +4,8 @@ Topics a browser can subscribe to over /ws/live:
   "node:<name>"  live samples of one node
   "job:<id>"     state and progress of one job
   "jobs"         every job's state changes (the jobs list)
-  "nodes"        a small heartbeat of every node each tick (the node list, however many nodes)
+  "nodes"        a small heartbeat of every node each tick (the node list, however many nodes),
+                 sent to browsers coalesced: a frame a second of every beat (fleet_frames.py)
   "model:<id>"   a registered model's versions changing (validation verdicts, deletions)
   "alerts"       alert toasts (browser channels) and the firing-alert count; every page subscribes
 """

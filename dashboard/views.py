@@ -105,8 +105,8 @@ def _result_template(job: Job) -> str:
 @require_GET
 async def healthz(request: HttpRequest) -> JsonResponse:
     """State of the database, Redis, Celery workers and the sampler; 200 when all are fine, else 503."""
-    # Off the one thread Django shares among all sync views: a check that waits out a stalled
-    # Redis must not hold up pages and job submissions queued behind it.
+    # In the default thread pool, not thread-sensitive: a check that waits out a stalled Redis
+    # must hold no thread that pages and job submissions need.
     body = await sync_to_async(_health, thread_sensitive=False)()
     return JsonResponse(body, status=200 if body["ok"] else 503)
 

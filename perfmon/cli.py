@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Names this process (and, through the supervisor, each child) in the database's
+    # pg_stat_activity; a supervised child already has its own (perfmon/database.py).
+    os.environ.setdefault("PERFMON_ROLE", args.command)
     if getattr(args, "demo_gpus", None) is not None:
         os.environ["PERFMON_DEMO_GPUS"] = str(args.demo_gpus)  # the sampler child reads it from settings
     if getattr(args, "data_dir", None):
@@ -212,6 +215,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         _setup_django()
         _prepare_database()
+        from django.db import connections
+
+        connections.close_all()  # the supervisor itself needs no database connection from here on
 
         stack = Supervisor(env=dict(os.environ))
         _add_web_servers(stack, args.host, args.port, args.web_workers)

@@ -13,8 +13,7 @@ import os
 import socket
 from pathlib import Path
 
-import dj_database_url
-
+from perfmon.database import database_settings
 from perfmon.env import ConfigError, data_dir, env_bool, env_int, env_list, secret_key
 from perfmon.security import allowed_hosts
 
@@ -63,6 +62,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: makes the chain above run in the request's thread, not hop to the event loop and back
+    # around every middleware (perfmon/sync_chain.py).
+    "perfmon.sync_chain.OneThreadPerRequest",
 ]
 
 ROOT_URLCONF = "perfmon.urls"
@@ -85,32 +87,7 @@ TEMPLATES = [
 ]
 
 
-def _database() -> dict:
-    url = os.environ.get("DATABASE_URL")
-    if url and not url.startswith("sqlite"):
-        return dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
-    name = dj_database_url.parse(url)["NAME"] if url else DATA_DIR / "perfmon.sqlite3"
-    # The web server, the sampler and the workers write at once: WAL lets readers run beside the
-    # writer, IMMEDIATE transactions take the write lock up front (no deadlock on lock upgrade),
-    # and the busy timeout makes a writer wait instead of failing with "database is locked".
-    return {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": name,
-        # The sampler touches the database every tick: keep its connection instead of reopening it.
-        "CONN_MAX_AGE": 600,
-        "CONN_HEALTH_CHECKS": True,
-        # Tests run workers and consumers in threads beside the test: an in-memory database would
-        # share one cache and fail at once with "table is locked" where a file waits its turn.
-        "TEST": {"NAME": str(DATA_DIR / "test-perfmon.sqlite3")},
-        "OPTIONS": {
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
-        },
-    }
-
-
-DATABASES = {"default": _database()}
+DATABASES = {"default": database_settings(DATA_DIR, NODE_NAME)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

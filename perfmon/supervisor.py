@@ -62,8 +62,12 @@ class Supervisor:
             child.process = child.restart()
             return
         # Own process group: Ctrl-C reaches only us, and we stop the children in order.
+        # PERFMON_ROLE: each child names itself to the database by its name here ("web-2", "sampler").
         child.process = subprocess.Popen(
-            child.argv, env=self.env, stdin=subprocess.DEVNULL, preexec_fn=os.setpgrp
+            child.argv,
+            env={**self.env, "PERFMON_ROLE": child.name},
+            stdin=subprocess.DEVNULL,
+            preexec_fn=os.setpgrp,
         )
 
     def _request_stop(self, signum: int, _frame) -> None:

@@ -49,6 +49,11 @@
       let message;
       try { message = JSON.parse(event.data); } catch (e) { return; }
       if (message.type === "error") { console.warn("perfmon live:", message.error); return; }
+      if (message.type === "heartbeats") {
+        // The fleet's heartbeats of the last second in one frame (dashboard/fleet_frames.py).
+        message.beats.forEach((beat) => dispatch(beat));
+        return;
+      }
       if (message.type === "backfill") {
         // Samples the node kept while Redis was away, oldest first: handled as if they came live.
         message.samples.forEach((sample) => dispatch(sample));

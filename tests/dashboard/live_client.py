@@ -21,16 +21,27 @@ def communicator_for(client=None) -> WebsocketCommunicator:
 
 
 async def receive_until(communicator: WebsocketCommunicator, predicate, timeout_s: float = 10.0) -> dict:
-    """The first message for which predicate(message) is true; fails after timeout_s."""
+    """The first message for which predicate(message) is true; fails after timeout_s.
+
+    A coalesced {"type": "heartbeats"} frame is taken apart as the page's live-socket.js does: its
+    beats count as messages of their own, in order."""
     import asyncio
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
+    pending = communicator.__dict__.setdefault("pending_beats", [])
     while True:
+        while pending:
+            message = pending.pop(0)
+            if predicate(message):
+                return message
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise AssertionError("no matching message before the timeout")
         message = json.loads(await communicator.receive_from(timeout=remaining))
+        if message.get("type") == "heartbeats" and not predicate(message):
+            pending.extend(message["beats"])
+            continue
         if predicate(message):
             return message
 

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 CLIENT = """
@@ -29,7 +31,7 @@ print(json.dumps(answers))
 """
 
 
-def pages_with_a_refusing_database() -> dict[str, list]:
+def pages_with_a_refusing_database(**extra_env: str) -> dict[str, list]:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))  # bound, never listening: connections to it are refused
         port = closed.getsockname()[1]
@@ -38,6 +40,7 @@ def pages_with_a_refusing_database() -> dict[str, list]:
             "DJANGO_SETTINGS_MODULE": "perfmon.settings",
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:{port}/perfmon",
             "PYTHONPATH": str(ROOT),
+            **extra_env,
         }
         done = subprocess.run(
             [sys.executable, "-c", CLIENT], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
@@ -46,8 +49,17 @@ def pages_with_a_refusing_database() -> dict[str, list]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_pages_say_the_database_is_unreachable():
-    answers = pages_with_a_refusing_database()
+@pytest.mark.parametrize(
+    "process",
+    [
+        {"PERFMON_ROLE": "django"},
+        # A web process takes its connections from a pool, which waits its timeout for one first.
+        {"PERFMON_ROLE": "web-1", "PERFMON_DB_POOL_TIMEOUT_S": "1"},
+    ],
+    ids=["connection per thread", "web process pool"],
+)
+def test_pages_say_the_database_is_unreachable(process):
+    answers = pages_with_a_refusing_database(**process)
     for path in ["/", "/nodes/", "/login/"]:
         status, body = answers[path]
         assert status == 503, (path, body[:300])
