@@ -21,6 +21,8 @@ from collections import deque
 
 from channels.layers import get_channel_layer
 
+from dashboard.permissions import redact_commands
+
 log = logging.getLogger(__name__)
 
 GROUP = "nodes"
@@ -113,11 +115,15 @@ class FleetFrames:
             return
         text = frame_text(self.beats)
         self.beats.clear()
+        # Beats carry no command lines today; should one ever, viewers still never see it, as with
+        # every other push (consumers.py). Costs one substring search per frame.
+        for_viewers = redact_commands(text)
         for consumer in list(self.watchers):
             busy = self._sending.get(consumer)
             if busy is not None and not busy.done():
                 continue
-            task = asyncio.ensure_future(consumer.send(text_data=text))
+            shown = text if getattr(consumer, "sees_commands", False) else for_viewers
+            task = asyncio.ensure_future(consumer.send(text_data=shown))
             task.add_done_callback(_consume_exception)
             self._sending[consumer] = task
 

@@ -99,3 +99,22 @@ async def test_subscribing_twice_watches_once(logged_in_client):
     assert await communicator.receive_nothing(timeout=fleet_frames.FRAME_INTERVAL_S + 0.5)
     await communicator.disconnect()
     assert not fleet_frames.fleet_frames().watchers
+
+
+async def test_a_viewer_never_sees_a_command_line_a_beat_might_carry():
+    class Socket:
+        def __init__(self, sees_commands: bool) -> None:
+            self.sees_commands, self.sent = sees_commands, []
+
+        async def send(self, text_data: str) -> None:
+            self.sent.append(json.loads(text_data))
+
+    frames, operator, viewer = fleet_frames.FleetFrames(), Socket(True), Socket(False)
+    frames.watchers.update({operator, viewer})
+    frames.beats.append(
+        json.dumps({**beat("a", 1.0), "processes": [{"pid": 1, "command": "x --token=s3cret"}]})
+    )
+    frames.flush()
+    await asyncio.sleep(0)  # the sends run as tasks
+    assert operator.sent[0]["beats"][0]["processes"][0]["command"] == "x --token=s3cret"
+    assert "s3cret" not in json.dumps(viewer.sent)
