@@ -4,7 +4,11 @@ channel layer (Redis) and the real ASGI server (uvicorn) to N WebSocket clients.
 Prints p50/p99 of the delay from the sample's timestamp to its receipt by each client.
 Target (issue 3): p99 under 250 ms at 500 clients on a 2-core machine.
 
-    .venv/bin/python bench/ws_fanout.py [--clients 100 500] [--seconds 15]
+With ``--rounds K`` each client count is run K times over, and the server's RSS is printed with
+the clients connected and again once they have all gone: memory that grows with connections and
+is held at a high-water mark levels off after the first round; a leak keeps climbing.
+
+    .venv/bin/python bench/ws_fanout.py [--clients 100 500] [--seconds 15] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-TS = re.compile(r'"ts":([0-9.eE+-]+)')
+TS = re.compile(r'"ts": ?([0-9.eE+-]+)')
+# A sample as an operator gets it, or as a viewer (command lines hidden, JSON encoded again).
+SAMPLE = re.compile(r'\{"type": ?"sample"')
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -68,7 +74,7 @@ async def run_clients(port: int, cookie: str, clients: int, seconds: float, publ
                 received = time.time()
                 # 500 clients share one core with the server here: read only the timestamp, so the
                 # figure measures delivery rather than this client's JSON parsing.
-                if text.startswith('{"type":"sample"'):
+                if SAMPLE.match(text):
                     delays_ms.append((received - float(TS.search(text).group(1))) * 1000)
 
     tasks = [asyncio.create_task(client()) for _ in range(clients)]
@@ -88,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, nargs="+", default=[100, 500])
     parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each client count, RSS after each")
     args = parser.parse_args()
 
     from perfmon.private_redis import PrivateRedis, free_port
@@ -142,17 +149,30 @@ def main() -> None:
         import psutil
 
         server_process = psutil.Process(server.pid)
+        mib = 1 << 20
+        print(f"  server RSS at the start: {server_process.memory_info().rss / mib:.1f} MiB")
         for clients in args.clients:
-            cpu_before = sum(server_process.cpu_times()[:2])
-            delays = asyncio.run(run_clients(port, cookie, clients, args.seconds, publish))
-            server_cpu_s = sum(server_process.cpu_times()[:2]) - cpu_before
-            expected = clients * int(args.seconds)
-            print(
-                f"  {clients:4d} clients: {len(delays)} deliveries (~{expected} expected), "
-                f"delay p50 {percentile(delays, 0.5):6.1f} ms, p99 {percentile(delays, 0.99):6.1f} ms, "
-                f"max {max(delays):6.1f} ms, mean {statistics.fmean(delays):6.1f} ms; "
-                f"server CPU {server_cpu_s * 1e6 / max(1, len(delays)):.0f} us per delivery (connects included)"
-            )
+            for round_number in range(1, args.rounds + 1):
+                peak_rss = [0]
+
+                async def publish_and_watch(peak_rss=peak_rss) -> None:
+                    await publish()
+                    peak_rss[0] = max(peak_rss[0], server_process.memory_info().rss)
+
+                cpu_before = sum(server_process.cpu_times()[:2])
+                delays = asyncio.run(run_clients(port, cookie, clients, args.seconds, publish_and_watch))
+                server_cpu_s = sum(server_process.cpu_times()[:2]) - cpu_before
+                time.sleep(2.0)  # the server notices every close
+                expected = clients * int(args.seconds)
+                print(
+                    f"  {clients:4d} clients{f' (round {round_number})' if args.rounds > 1 else ''}: "
+                    f"{len(delays)} deliveries (~{expected} expected), "
+                    f"delay p50 {percentile(delays, 0.5):6.1f} ms, p99 {percentile(delays, 0.99):6.1f} ms, "
+                    f"max {max(delays):6.1f} ms, mean {statistics.fmean(delays):6.1f} ms; "
+                    f"server CPU {server_cpu_s * 1e6 / max(1, len(delays)):.0f} us per delivery (connects included); "
+                    f"server RSS {peak_rss[0] / mib:.1f} MiB connected, "
+                    f"{server_process.memory_info().rss / mib:.1f} MiB after they left"
+                )
     finally:
         server.terminate()
         server.wait()

@@ -12,6 +12,7 @@ turns into a 403 page and the API into a 403 {"error"}.
 
 from __future__ import annotations
 
+import functools
 import json
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -74,10 +75,13 @@ def do_set_role(actor, user, role: Role | str) -> None:
 HIDDEN_COMMAND = "hidden: command lines are shown to operators and admins"
 
 
+@functools.lru_cache(maxsize=64)
 def redact_commands(text: str) -> str:
     """A live frame (JSON text) with every process's command line replaced, for viewers.
 
-    Only frames that mention "command" are parsed, so the frames most watchers get pass untouched."""
+    Only frames that mention "command" are parsed, so the frames most watchers get pass untouched.
+    Cached: every viewer of a node page gets the same frame, which is then redacted once per web
+    process instead of parsed and encoded again for each of them."""
     if '"command"' not in text:
         return text
 
@@ -88,4 +92,4 @@ def redact_commands(text: str) -> str:
             return [scrub(v) for v in value]
         return value
 
-    return json.dumps(scrub(json.loads(text)))
+    return json.dumps(scrub(json.loads(text)), separators=(",", ":"))
