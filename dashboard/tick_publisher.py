@@ -19,10 +19,14 @@ from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from dashboard import resp_pipe
 from dashboard.alerting.feed import (
+    MAXLEN,
+    STREAM,
     Point,
     append_observations,
     count_published,
+    entry_fields,
     publish_observations,
 )
 from dashboard.latest import LATEST_TTL_S, key_for, store_latest
@@ -37,6 +41,8 @@ class TickPublisher:
     def __init__(self, layer: Any, timeout_s: float) -> None:
         self.layer = layer
         self._client: redis.Redis | None = None
+        # A bare socket where it can open the address (see dashboard.resp_pipe), else redis-py.
+        self._pipe: resp_pipe.RespPipe | None = None
         self._prefix = "asgi"
         # Whether the latest sample goes in the same pipeline (the layer's Redis is REDIS_URL's).
         self._latest_here = False
@@ -53,6 +59,8 @@ class TickPublisher:
             else:
                 pool = redis.ConnectionPool(host=address[0], port=address[1], **kwargs)
             self._client = redis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
+            if resp_pipe.supports(address):
+                self._pipe = resp_pipe.RespPipe(address, timeout_s)
             self._prefix = getattr(layer, "_kwargs", {}).get("prefix", "asgi")
             self._latest_here = address == settings.REDIS_URL
 
@@ -79,6 +87,9 @@ class TickPublisher:
                 group_send(group, event)
             publish_observations(observations or [])
             return
+        if self._pipe is not None:
+            self._send_packed(latest, messages, observations)
+            return
         pipe = self._client.pipeline(transaction=False)
         if self._latest_here:
             if latest is not None:
@@ -95,14 +106,51 @@ class TickPublisher:
                 store_latest(latest)
             publish_observations(observations or [])
 
+    def _send_packed(
+        self,
+        latest: dict[str, Any] | None,
+        messages: list[tuple[str, Event]],
+        observations: list[Point] | None,
+    ) -> None:
+        """What ``send`` does through redis-py's pipeline, as RESP commands on one socket."""
+        assert self._pipe is not None
+        commands = []
+        if self._latest_here:
+            if latest is not None:
+                text = json.dumps(latest, separators=(",", ":"))
+                commands.append(resp_pipe.pack("SET", key_for(latest["node"]), text, "EX", LATEST_TTL_S))
+            if observations:
+                fields = entry_fields(observations)
+                commands.append(
+                    resp_pipe.pack(
+                        "XADD", STREAM, "MAXLEN", "~", MAXLEN, "*", *(x for kv in fields.items() for x in kv)
+                    )
+                )
+        for group, event in messages:
+            commands.append(
+                resp_pipe.pack("PUBLISH", f"{self._prefix}__group__{group}", self.layer.serialize(event))
+            )
+        if commands:
+            self._pipe.execute(commands)
+        if self._latest_here:
+            count_published(observations)
+        else:  # a channel layer on another Redis than REDIS_URL: a second trip
+            if latest is not None:
+                store_latest(latest)
+            publish_observations(observations or [])
+
     def ping(self, group_send=None) -> None:
         """Raises unless Redis answers."""
         if self._client is None:
             group_send("perfmon.probe", {"type": "probe"})
+        elif self._pipe is not None:
+            self._pipe.execute([resp_pipe.pack("PING")])
         else:
             self._client.ping()
 
     def close(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
         if self._client is not None:
             self._client.close()
             self._client.connection_pool.disconnect()
