@@ -12,6 +12,7 @@ Other layers (several Redis shards, sentinels, the in-memory layer) keep ``group
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -38,8 +39,10 @@ class TickPublisher:
     """Sends a tick's Redis writes: ``send(latest, [(group, event), ...])`` raises on Redis trouble
     (down, or no answer within ``timeout_s``), and then nothing may have gone out."""
 
-    def __init__(self, layer: Any, timeout_s: float) -> None:
+    def __init__(self, layer: Any, timeout_s: float, dumps: Callable[[dict], str] | None = None) -> None:
         self.layer = layer
+        # The latest sample's JSON text (the sampler passes one that reuses text it made already).
+        self._dumps = dumps or (lambda obj: json.dumps(obj, separators=(",", ":")))
         self._client: redis.Redis | None = None
         # A bare socket where it can open the address (see dashboard.resp_pipe), else redis-py.
         self._pipe: resp_pipe.RespPipe | None = None
@@ -93,7 +96,7 @@ class TickPublisher:
         pipe = self._client.pipeline(transaction=False)
         if self._latest_here:
             if latest is not None:
-                pipe.set(key_for(latest["node"]), json.dumps(latest, separators=(",", ":")), ex=LATEST_TTL_S)
+                pipe.set(key_for(latest["node"]), self._dumps(latest), ex=LATEST_TTL_S)
             if observations:
                 append_observations(pipe, observations)
         for group, event in messages:
@@ -117,7 +120,7 @@ class TickPublisher:
         commands = []
         if self._latest_here:
             if latest is not None:
-                text = json.dumps(latest, separators=(",", ":"))
+                text = self._dumps(latest)
                 commands.append(resp_pipe.pack("SET", key_for(latest["node"]), text, "EX", LATEST_TTL_S))
             if observations:
                 fields = entry_fields(observations)
