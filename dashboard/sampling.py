@@ -237,8 +237,12 @@ class SamplerDaemon:
             }
             messages.append((self.group, push_text(self._json.dumps(payload))))
             messages.append(("nodes", push_event(heartbeat)))
-            self.publisher.send(latest, messages, group_send=self._send, observations=observations)
+            reached = self.publisher.send(latest, messages, group_send=self._send, observations=observations)
             self.backlog.clear()
+            # The sample's PUBLISH says how many web processes have this node's page open; with none,
+            # the top-processes table goes nowhere, so the sampler scans processes rarely.
+            watchers = reached[-2] if reached and len(reached) >= 2 else None
+            self.sampler.processes_watched = watchers is None or watchers > 0
         except Exception as exc:  # Redis away: keep the sample for later, keep sampling
             if not self.backlog:
                 log.warning("cannot reach Redis (%s); keeping samples until it answers", exc)

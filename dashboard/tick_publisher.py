@@ -78,9 +78,11 @@ class TickPublisher:
         messages: list[tuple[str, Event]],
         group_send=None,
         observations: list[Point] | None = None,
-    ) -> None:
+    ) -> list[int | None]:
         """Store ``latest`` (NodeSample JSON, or None), publish ``messages`` in order and append
-        ``observations`` to the alert rules' stream (dashboard.alerting.feed).
+        ``observations`` to the alert rules' stream (dashboard.alerting.feed). Returns, for each
+        message, how many subscribers Redis delivered it to (web processes with a browser on the
+        group), or None where the layer does not say.
 
         ``group_send(group, event)`` is used for the messages when the layer cannot be pipelined."""
         if self._client is None:
@@ -89,10 +91,9 @@ class TickPublisher:
             for group, event in messages:
                 group_send(group, event)
             publish_observations(observations or [])
-            return
+            return [None] * len(messages)
         if self._pipe is not None:
-            self._send_packed(latest, messages, observations)
-            return
+            return self._send_packed(latest, messages, observations)
         pipe = self._client.pipeline(transaction=False)
         if self._latest_here:
             if latest is not None:
@@ -101,7 +102,11 @@ class TickPublisher:
                 append_observations(pipe, observations)
         for group, event in messages:
             pipe.publish(f"{self._prefix}__group__{group}", self.layer.serialize(event))
-        pipe.execute()
+        replies = pipe.execute()
+        self._after_send(latest, observations)
+        return _receivers(replies, messages)
+
+    def _after_send(self, latest: dict[str, Any] | None, observations: list[Point] | None) -> None:
         if self._latest_here:
             count_published(observations)
         else:  # a channel layer on another Redis than REDIS_URL: a second trip
@@ -114,7 +119,7 @@ class TickPublisher:
         latest: dict[str, Any] | None,
         messages: list[tuple[str, Event]],
         observations: list[Point] | None,
-    ) -> None:
+    ) -> list[int | None]:
         """What ``send`` does through redis-py's pipeline, as RESP commands on one socket."""
         assert self._pipe is not None
         commands = []
@@ -133,14 +138,9 @@ class TickPublisher:
             commands.append(
                 resp_pipe.pack("PUBLISH", f"{self._prefix}__group__{group}", self.layer.serialize(event))
             )
-        if commands:
-            self._pipe.execute(commands)
-        if self._latest_here:
-            count_published(observations)
-        else:  # a channel layer on another Redis than REDIS_URL: a second trip
-            if latest is not None:
-                store_latest(latest)
-            publish_observations(observations or [])
+        replies = self._pipe.execute(commands) if commands else []
+        self._after_send(latest, observations)
+        return _receivers(replies, messages)
 
     def ping(self, group_send=None) -> None:
         """Raises unless Redis answers."""
@@ -157,6 +157,12 @@ class TickPublisher:
         if self._client is not None:
             self._client.close()
             self._client.connection_pool.disconnect()
+
+
+def _receivers(replies: list, messages: list) -> list[int | None]:
+    """The PUBLISH replies (the last ``len(messages)`` of a trip's): subscribers reached."""
+    tail = replies[len(replies) - len(messages) :] if messages else []
+    return [r if isinstance(r, int) else None for r in tail]
 
 
 def _single_redis_address(layer: Any) -> str | tuple[str, int] | None:

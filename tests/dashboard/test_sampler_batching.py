@@ -165,3 +165,25 @@ async def test_a_tick_is_one_redis_round_trip_with_latest_sample_and_both_pushes
         await communicator.disconnect()
         daemon.sampler.close()
         daemon.publisher.close()
+
+
+async def test_the_process_scan_slows_down_while_no_browser_has_the_node_page_open(settings):
+    settings.NODE_NAME = "watched-node"
+    daemon = await sync_to_async(SamplerDaemon)(interval_s=1.0, demo_gpus=0)
+    communicator = None
+    try:
+
+        def push_one() -> bool:
+            sample = daemon.sampler.tick().to_json()
+            daemon.push_live({"type": "sample", **for_browsers(sample)}, sample)
+            return daemon.sampler.processes_watched
+
+        assert await sync_to_async(push_one)() is False, "no web process subscribes to the node"
+        communicator = await watching_node("watched-node", "ida")
+        assert await sync_to_async(push_one)() is True
+        await receive_until(communicator, lambda m: m.get("type") == "sample")
+    finally:
+        if communicator is not None:
+            await communicator.disconnect()
+        daemon.sampler.close()
+        daemon.publisher.close()

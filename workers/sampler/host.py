@@ -339,6 +339,15 @@ class HostProbe:
             else TopProcessScanner(limit=top_limit, refresh_s=top_refresh_s, clock=clock)
         )
 
+    @property
+    def watched(self) -> bool:
+        """Whether someone is looking at the top-processes table (see ``TopProcessScanner``)."""
+        return self._top.watched
+
+    @watched.setter
+    def watched(self, value: bool) -> None:
+        self._top.watched = value
+
     def sample(self) -> HostSample:
         """CPU (like ``top``), load (``uptime``), memory and swap (``free -b``), disk and network
         bytes/s (``vmstat``/``sar -n DEV``, loopback excluded) right now."""
