@@ -84,14 +84,15 @@ class RespPipe:
         address, setup = self._address, []
         if isinstance(address, str):
             url = urlsplit(address)
+            query_db = dict(p.split("=", 1) for p in url.query.split("&") if "=" in p).get("db")
             if url.scheme == "unix":
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 target: str | tuple[str, int] = unquote(url.path)
-                db = dict(p.split("=", 1) for p in url.query.split("&") if "=" in p).get("db", "0")
+                db = query_db or "0"
             else:
                 sock = socket.socket(socket.AF_INET6 if ":" in (url.hostname or "") else socket.AF_INET)
                 target = (url.hostname or "localhost", url.port or 6379)
-                db = url.path.lstrip("/") or "0"
+                db = url.path.lstrip("/") or query_db or "0"  # as redis-py reads it
             if url.password is not None:
                 user = unquote(url.username) if url.username else None
                 setup.append(pack("AUTH", *([user] if user else []), unquote(url.password)))
