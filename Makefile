@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint test-postgres test-pg-faults setup browser clean vendor contract
+.PHONY: run test lint test-postgres test-pg-faults setup browser clean vendor contract bench-sampler
 
 setup: $(STAMP)
 
@@ -28,6 +28,11 @@ browser:
 
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The sampler's CPU per value beside node_exporter's (docs/operations.md, "Sampler cost"); ~7 minutes.
+bench-sampler: $(STAMP)
+	scripts/ensure-node-exporter
+	$(BIN)/python bench/sampler_cost.py --seconds 120 --demo-gpus 0 8 $(ARGS)
 
 # schemathesis against a live server: every check on every API operation (also part of `make test`).
 contract: $(STAMP)

@@ -23,6 +23,10 @@ Prints, for each: CPU ms per tick (per scrape), % of one core, and CPU us per va
 
 The stack's other processes (web, workers, beat) run too, so the figures hold on a machine that is
 busy with more than the sampler; only the sampler's own CPU time is counted for perfmon.
+
+With ``--watch`` this script subscribes to the node's live group in the stack's Redis, as a web
+process does while a browser has the node's page open: the sampler then scans processes every
+10 s rather than every 60 s (the top-processes table is only for that page).
 """
 
 from __future__ import annotations
@@ -172,6 +176,19 @@ def newest_history_ms(node: str) -> int:
     return RawBlock.objects.filter(series__node__name=node).aggregate(m=Max("last_ts_ms"))["m"] or 0
 
 
+def watch_node(stack: Stack, node: str):
+    """Subscribe to the node's live group as a web process with a browser on the node page would;
+    returns the thread reading the messages (stop() it)."""
+    import redis
+
+    from dashboard.live import group_for_topic
+
+    url = next(line.rsplit(" ", 1)[-1] for line in stack.log().splitlines() if "private Redis at " in line)
+    pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(**{f"asgi__group__{group_for_topic(f'node:{node}')}": lambda message: None})
+    return pubsub.run_in_thread(sleep_time=0.5, daemon=True)
+
+
 def measure(args: argparse.Namespace, data_dir: Path, demo_gpus: int, peer) -> None:
     node = f"bench-{demo_gpus}gpu"
     env = {"PERFMON_SAMPLE_INTERVAL_S": "1.0", "PERFMON_NODE_NAME": node, "PERFMON_DEMO_GPUS": str(demo_gpus)}
@@ -183,6 +200,7 @@ def measure(args: argparse.Namespace, data_dir: Path, demo_gpus: int, peer) -> N
         wait_for_dashboard(stack)
         children = stack.descendants()
         sampler = sampler_process(stack)
+        watcher = watch_node(stack, node) if args.watch else None
         time.sleep(WARM_UP_S)
         exporter = psutil.Process(peer[0].pid) if peer else None
 
@@ -200,6 +218,8 @@ def measure(args: argparse.Namespace, data_dir: Path, demo_gpus: int, peer) -> N
         sampler_cpu = cpu_seconds(sampler) - sampler_start
         exporter_cpu = (cpu_seconds(exporter) - exporter_start) if exporter else 0.0
         seconds, end_epoch = time.monotonic() - start_wall, time.time()
+        if watcher is not None:
+            watcher.stop()
 
         served = sample_lines(get(stack.url + "/metrics"), node)
         # History is flushed in batches: wait until a sample from after the window is stored.
@@ -216,7 +236,8 @@ def measure(args: argparse.Namespace, data_dir: Path, demo_gpus: int, peer) -> N
 
     expected = int(round(seconds))
     print(
-        f"\n{demo_gpus} simulated GPUs, {seconds:.0f} s at 1 Hz ({psutil.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}):"
+        f"\n{demo_gpus} simulated GPUs, {seconds:.0f} s at 1 Hz ({psutil.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f})"
+        f"{', node page watched' if args.watch else ''}:"
     )
     perfmon = Cost("perfmon sampler", sampler_cpu, seconds, ticks, stored / max(1, ticks))
     print(perfmon.line("values stored/tick"))
@@ -246,6 +267,9 @@ def main() -> None:
     )
     parser.add_argument("--demo-gpus", type=int, nargs="+", default=[0, 8], help="one run per count")
     parser.add_argument("--database-url", help="e.g. postgresql://postgres@127.0.0.1/bench (default: SQLite)")
+    parser.add_argument(
+        "--watch", action="store_true", help="as if a browser had the node's page open (see above)"
+    )
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="perfmon-sampler-cost-"))

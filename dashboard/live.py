@@ -57,7 +57,12 @@ def push_event(payload: dict) -> dict:
     """The channel-layer event that carries payload to browsers.
 
     The JSON text is made once here rather than by each of the (possibly hundreds of) consumers."""
-    return {"type": "push", "text": json.dumps(payload, separators=(",", ":"))}
+    return push_text(json.dumps(payload, separators=(",", ":")))
+
+
+def push_text(text: str) -> dict:
+    """The channel-layer event that carries a payload's JSON ``text`` to browsers."""
+    return {"type": "push", "text": text}
 
 
 def push(topic: str, payload: dict) -> bool:

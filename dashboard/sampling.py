@@ -24,8 +24,9 @@ from django.db import close_old_connections, connection
 
 from dashboard.alerting.feed import count_dropped, sample_points
 from dashboard.history.writer import HistoryWriter, short_lock_wait
-from dashboard.live import group_for_topic, push_event
+from dashboard.live import group_for_topic, push_event, push_text
 from dashboard.models import Node
+from dashboard.sample_json import SampleJson
 from dashboard.tick_publisher import TickPublisher
 from workers.sampler.fake_nvml import simulate_gpus
 from workers.sampler.loop import Sampler
@@ -99,7 +100,9 @@ class SamplerDaemon:
         self.sampler = Sampler(self.node_name)
         self.group = group_for_topic(f"node:{self.node_name}")
         self.layer = get_channel_layer()
-        self.publisher = TickPublisher(self.layer, SEND_TIMEOUT_S)
+        # Encodes each tick's two texts (push and latest sample), used from the publisher thread only.
+        self._json = SampleJson()
+        self.publisher = TickPublisher(self.layer, SEND_TIMEOUT_S, dumps=self._json.dumps)
         # Only for a channel layer that cannot be pipelined: one event loop for the daemon's life,
         # since the channel layer keeps its Redis connections per loop.
         self.loop = None if self.publisher.pipelined else asyncio.new_event_loop()
@@ -232,10 +235,14 @@ class SamplerDaemon:
                 "interval_s": self.interval_s,
                 "gpus": fleet_tuples(payload.get("gpus") or ()),
             }
-            messages.append((self.group, push_event(payload)))
+            messages.append((self.group, push_text(self._json.dumps(payload))))
             messages.append(("nodes", push_event(heartbeat)))
-            self.publisher.send(latest, messages, group_send=self._send, observations=observations)
+            reached = self.publisher.send(latest, messages, group_send=self._send, observations=observations)
             self.backlog.clear()
+            # The sample's PUBLISH says how many web processes have this node's page open; with none,
+            # the top-processes table goes nowhere, so the sampler scans processes rarely.
+            watchers = reached[-2] if reached and len(reached) >= 2 else None
+            self.sampler.processes_watched = watchers is None or watchers > 0
         except Exception as exc:  # Redis away: keep the sample for later, keep sampling
             if not self.backlog:
                 log.warning("cannot reach Redis (%s); keeping samples until it answers", exc)

@@ -12,6 +12,7 @@ Other layers (several Redis shards, sentinels, the in-memory layer) keep ``group
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -19,10 +20,14 @@ from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from dashboard import resp_pipe
 from dashboard.alerting.feed import (
+    MAXLEN,
+    STREAM,
     Point,
     append_observations,
     count_published,
+    entry_fields,
     publish_observations,
 )
 from dashboard.latest import LATEST_TTL_S, key_for, store_latest
@@ -34,9 +39,13 @@ class TickPublisher:
     """Sends a tick's Redis writes: ``send(latest, [(group, event), ...])`` raises on Redis trouble
     (down, or no answer within ``timeout_s``), and then nothing may have gone out."""
 
-    def __init__(self, layer: Any, timeout_s: float) -> None:
+    def __init__(self, layer: Any, timeout_s: float, dumps: Callable[[dict], str] | None = None) -> None:
         self.layer = layer
+        # The latest sample's JSON text (the sampler passes one that reuses text it made already).
+        self._dumps = dumps or (lambda obj: json.dumps(obj, separators=(",", ":")))
         self._client: redis.Redis | None = None
+        # A bare socket where it can open the address (see dashboard.resp_pipe), else redis-py.
+        self._pipe: resp_pipe.RespPipe | None = None
         self._prefix = "asgi"
         # Whether the latest sample goes in the same pipeline (the layer's Redis is REDIS_URL's).
         self._latest_here = False
@@ -53,6 +62,8 @@ class TickPublisher:
             else:
                 pool = redis.ConnectionPool(host=address[0], port=address[1], **kwargs)
             self._client = redis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
+            if resp_pipe.supports(address):
+                self._pipe = resp_pipe.RespPipe(address, timeout_s)
             self._prefix = getattr(layer, "_kwargs", {}).get("prefix", "asgi")
             self._latest_here = address == settings.REDIS_URL
 
@@ -67,9 +78,11 @@ class TickPublisher:
         messages: list[tuple[str, Event]],
         group_send=None,
         observations: list[Point] | None = None,
-    ) -> None:
+    ) -> list[int | None]:
         """Store ``latest`` (NodeSample JSON, or None), publish ``messages`` in order and append
-        ``observations`` to the alert rules' stream (dashboard.alerting.feed).
+        ``observations`` to the alert rules' stream (dashboard.alerting.feed). Returns, for each
+        message, how many subscribers Redis delivered it to (web processes with a browser on the
+        group), or None where the layer does not say.
 
         ``group_send(group, event)`` is used for the messages when the layer cannot be pipelined."""
         if self._client is None:
@@ -78,16 +91,22 @@ class TickPublisher:
             for group, event in messages:
                 group_send(group, event)
             publish_observations(observations or [])
-            return
+            return [None] * len(messages)
+        if self._pipe is not None:
+            return self._send_packed(latest, messages, observations)
         pipe = self._client.pipeline(transaction=False)
         if self._latest_here:
             if latest is not None:
-                pipe.set(key_for(latest["node"]), json.dumps(latest, separators=(",", ":")), ex=LATEST_TTL_S)
+                pipe.set(key_for(latest["node"]), self._dumps(latest), ex=LATEST_TTL_S)
             if observations:
                 append_observations(pipe, observations)
         for group, event in messages:
             pipe.publish(f"{self._prefix}__group__{group}", self.layer.serialize(event))
-        pipe.execute()
+        replies = pipe.execute()
+        self._after_send(latest, observations)
+        return _receivers(replies, messages)
+
+    def _after_send(self, latest: dict[str, Any] | None, observations: list[Point] | None) -> None:
         if self._latest_here:
             count_published(observations)
         else:  # a channel layer on another Redis than REDIS_URL: a second trip
@@ -95,17 +114,55 @@ class TickPublisher:
                 store_latest(latest)
             publish_observations(observations or [])
 
+    def _send_packed(
+        self,
+        latest: dict[str, Any] | None,
+        messages: list[tuple[str, Event]],
+        observations: list[Point] | None,
+    ) -> list[int | None]:
+        """What ``send`` does through redis-py's pipeline, as RESP commands on one socket."""
+        assert self._pipe is not None
+        commands = []
+        if self._latest_here:
+            if latest is not None:
+                text = self._dumps(latest)
+                commands.append(resp_pipe.pack("SET", key_for(latest["node"]), text, "EX", LATEST_TTL_S))
+            if observations:
+                fields = entry_fields(observations)
+                commands.append(
+                    resp_pipe.pack(
+                        "XADD", STREAM, "MAXLEN", "~", MAXLEN, "*", *(x for kv in fields.items() for x in kv)
+                    )
+                )
+        for group, event in messages:
+            commands.append(
+                resp_pipe.pack("PUBLISH", f"{self._prefix}__group__{group}", self.layer.serialize(event))
+            )
+        replies = self._pipe.execute(commands) if commands else []
+        self._after_send(latest, observations)
+        return _receivers(replies, messages)
+
     def ping(self, group_send=None) -> None:
         """Raises unless Redis answers."""
         if self._client is None:
             group_send("perfmon.probe", {"type": "probe"})
+        elif self._pipe is not None:
+            self._pipe.execute([resp_pipe.pack("PING")])
         else:
             self._client.ping()
 
     def close(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
         if self._client is not None:
             self._client.close()
             self._client.connection_pool.disconnect()
+
+
+def _receivers(replies: list, messages: list) -> list[int | None]:
+    """The PUBLISH replies (the last ``len(messages)`` of a trip's): subscribers reached."""
+    tail = replies[len(replies) - len(messages) :] if messages else []
+    return [r if isinstance(r, int) else None for r in tail]
 
 
 def _single_redis_address(layer: Any) -> str | tuple[str, int] | None:

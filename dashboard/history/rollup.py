@@ -13,7 +13,7 @@ import numpy as np
 from django.db import connection
 
 from dashboard.history.bulk import insert_rows
-from dashboard.history.codec import Buckets, decode_buckets, encode_buckets
+from dashboard.history.codec import Buckets, decode_bucket_rows, encode_bucket_rows
 from dashboard.history.tiers import ROLLUP_TIERS, RollupTier
 from dashboard.models import RollupBlock
 
@@ -73,17 +73,20 @@ class _TierBlocks:
         self.buckets.low[at] = agg.low
         self.buckets.high[at] = agg.high
 
-    def merge_stored(self, row: int, blob: bytes) -> None:
-        stored = decode_buckets(blob)
-        b = self.buckets
-        b.count[row] += stored.count
-        b.total[row] += stored.total
-        np.minimum(b.low[row], stored.low, out=b.low[row])
-        np.maximum(b.high[row], stored.high, out=b.high[row])
+    def merge_stored(self, rows: list[int], blobs: list[bytes]) -> None:
+        """Fold the stored blocks (``blobs``) into these rows, all at once."""
+        if not rows:
+            return
+        stored = decode_bucket_rows(blobs, self.tier.slots)
+        at, b = np.asarray(rows), self.buckets
+        b.count[at] += stored.count  # rows are unique: one stored block per (series, block)
+        b.total[at] += stored.total
+        b.low[at] = np.minimum(b.low[at], stored.low)
+        b.high[at] = np.maximum(b.high[at], stored.high)
 
-    def encoded(self, row: int) -> bytes:
-        b = self.buckets
-        return encode_buckets(Buckets(b.count[row], b.total[row], b.low[row], b.high[row]))
+    def encoded(self) -> list[bytes]:
+        """Each row's blob."""
+        return encode_bucket_rows(self.buckets)
 
 
 def merge_rollups(samples: Mapping[int, tuple[np.ndarray, np.ndarray]]) -> int:
@@ -102,14 +105,19 @@ def merge_rollups(samples: Mapping[int, tuple[np.ndarray, np.ndarray]]) -> int:
         for res, tier in tiers.items()
         for row, (sid, start) in enumerate(tier.keys)
     }
+    stored: dict[int, tuple[list[int], list[bytes]]] = {res: ([], []) for res in tiers}
     for sid, res, start, blob in _existing_blocks({start for _sid, _res, start in index}, sorted(samples)):
         found = index.get((sid, res, start))
         if found is not None:
-            found[0].merge_stored(found[1], blob)
+            stored[res][0].append(found[1])
+            stored[res][1].append(blob)
+    for res, tier in tiers.items():
+        tier.merge_stored(*stored[res])
+    blobs = {res: tier.encoded() for res, tier in tiers.items()}
     insert_rows(
         RollupBlock,
         ["series", "resolution_s", "block_start_s", "data"],
-        [(sid, res, start, tier.encoded(row)) for (sid, res, start), (tier, row) in index.items()],
+        [(sid, res, start, blobs[res][row]) for (sid, res, start), (_tier, row) in index.items()],
         conflict_fields=["series", "resolution_s", "block_start_s"],
         update_fields=["data"],
     )

@@ -19,7 +19,7 @@ import numpy as np
 from django.db import connection, transaction
 
 from dashboard.history.bulk import insert_rows
-from dashboard.history.codec import encode_samples
+from dashboard.history.codec import encode_sample_rows, encode_samples
 from dashboard.history.rollup import merge_rollups
 from dashboard.history.tiers import RAW_BLOCK_S
 from dashboard.models import MetricSeries, Node, RawBlock
@@ -246,7 +246,7 @@ class HistoryWriter:
                 order = np.argsort(ts, kind="stable")
                 ts, values = ts[order], values[order]
             prepared[key] = (ts, values)
-        raw = {key: _raw_blocks(ts, values) for key, (ts, values) in prepared.items()}
+        raw = _raw_blocks_of(prepared)
 
         if self._reconnect and not connection.in_atomic_block:
             # A connection broken by the failure stays broken until closed: start on a fresh one.
@@ -303,6 +303,29 @@ class HistoryWriter:
                 found = dict(Node.objects.filter(name__in=missing).values_list("name", "id"))
             self._node_ids.update(found)
         return self._node_ids
+
+
+def _raw_blocks_of(
+    prepared: dict[SeriesKey, tuple[np.ndarray, np.ndarray]],
+) -> dict[SeriesKey, list[tuple[int, int, int, int, bytes]]]:
+    """``_raw_blocks`` of every series. Series whose samples lie within one hour and count the same
+    (a node's series after a flush: one sample of each a tick) are encoded together."""
+    hour_ms = RAW_BLOCK_S * 1000
+    out: dict[SeriesKey, list[tuple[int, int, int, int, bytes]]] = {}
+    groups: dict[int, list[tuple[SeriesKey, np.ndarray, np.ndarray]]] = {}
+    for key, (ts_s, values) in prepared.items():
+        ts_ms = np.round(ts_s * 1000.0).astype(np.int64)
+        if len(ts_ms) and int(ts_ms[0]) // hour_ms == int(ts_ms[-1]) // hour_ms:
+            groups.setdefault(len(ts_ms), []).append((key, ts_ms, values))
+        else:
+            out[key] = _raw_blocks(ts_s, values)
+    for count, members in groups.items():
+        ts_rows = np.stack([ts_ms for _, ts_ms, _ in members])
+        blobs = encode_sample_rows(ts_rows, np.stack([values for _, _, values in members]))
+        firsts, lasts = ts_rows[:, 0].tolist(), ts_rows[:, -1].tolist()
+        for i, (key, _, _) in enumerate(members):
+            out[key] = [(firsts[i] // hour_ms * RAW_BLOCK_S, firsts[i], lasts[i], count, blobs[i])]
+    return out
 
 
 def _raw_blocks(ts_s: np.ndarray, values: np.ndarray) -> list[tuple[int, int, int, int, bytes]]:

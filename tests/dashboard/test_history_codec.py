@@ -8,9 +8,12 @@ import pytest
 from dashboard.history.codec import (
     Buckets,
     CorruptBlob,
+    decode_bucket_rows,
     decode_buckets,
     decode_samples,
+    encode_bucket_rows,
     encode_buckets,
+    encode_sample_rows,
     encode_samples,
 )
 
@@ -78,3 +81,34 @@ def test_a_damaged_blob_is_reported_not_misread():
         decode_samples(blob[:-5])
     with pytest.raises(CorruptBlob):
         decode_buckets(b"\x09" + encode_buckets(Buckets.empty(3))[1:])
+
+
+@pytest.mark.parametrize("count", [1, 2, 10, 37])
+def test_rows_encoded_together_are_the_bytes_each_row_encodes_to(count):
+    rng = np.random.default_rng(count)
+    ts_ms = 1_760_000_000_123 + np.cumsum(rng.integers(900, 1100, (5, count)), axis=1)
+    values = rng.normal(size=(5, count)) * 1000
+    assert encode_sample_rows(ts_ms, values) == [encode_samples(ts_ms[r], values[r]) for r in range(5)]
+
+
+@pytest.mark.parametrize("slots", [60, 24])
+def test_bucket_rows_encode_and_decode_as_single_blocks_do(slots):
+    rng = np.random.default_rng(slots)
+    rows = Buckets(
+        count=rng.integers(0, 9, (4, slots)).astype(np.uint32),
+        total=rng.normal(size=(4, slots)),
+        low=rng.normal(size=(4, slots)).astype(np.float32),
+        high=rng.normal(size=(4, slots)).astype(np.float32),
+    )
+    blobs = encode_bucket_rows(rows)
+    assert blobs == [
+        encode_buckets(Buckets(rows.count[r], rows.total[r], rows.low[r], rows.high[r])) for r in range(4)
+    ]
+    back = decode_bucket_rows(blobs, slots)
+    for name in ("count", "total", "low", "high"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(rows, name))
+        assert getattr(back, name).dtype == getattr(rows, name).dtype
+    with pytest.raises(CorruptBlob):
+        decode_bucket_rows([blobs[0][:-3]], slots)
+    with pytest.raises(CorruptBlob):
+        decode_bucket_rows(blobs, slots + 1)

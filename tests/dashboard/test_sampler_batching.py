@@ -13,6 +13,7 @@ from asgiref.sync import sync_to_async
 from dashboard.history.query import series
 from dashboard.latest import load_latest
 from dashboard.models import Node
+from dashboard.resp_pipe import RespPipe
 from dashboard.sampling import BEAT_EVERY_TICKS, SamplerDaemon
 from dashboard.views_nodes import is_online
 from tests.dashboard.live_client import receive_until, running_sampler, subscribe, watching_node
@@ -111,18 +112,26 @@ async def test_every_sample_a_browser_received_is_in_history(settings):
 
 
 class RoundTrips:
-    """Counts writes of commands to a Redis socket made from one thread: a pipeline is one."""
+    """Counts writes of commands to a Redis socket made from one thread, through redis-py or the
+    sampler's bare socket (dashboard.resp_pipe): a pipeline is one."""
 
     def __init__(self, monkeypatch, thread: threading.Thread) -> None:
         self.count = 0
         original = redis.connection.AbstractConnection.send_packed_command
+        original_pipe = RespPipe.execute
 
         def counting(connection, command, check_health=True):
             if threading.current_thread() is thread:
                 self.count += 1
             return original(connection, command, check_health)
 
+        def counting_pipe(pipe, commands):
+            if threading.current_thread() is thread:
+                self.count += 1
+            return original_pipe(pipe, commands)
+
         monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+        monkeypatch.setattr(RespPipe, "execute", counting_pipe)
 
 
 async def test_a_tick_is_one_redis_round_trip_with_latest_sample_and_both_pushes(settings, monkeypatch):
@@ -136,7 +145,7 @@ async def test_a_tick_is_one_redis_round_trip_with_latest_sample_and_both_pushes
         def push_three() -> tuple[int, list[float]]:
             trips = RoundTrips(monkeypatch, threading.current_thread())
             sent = []
-            daemon.publisher._client.ping()  # connect first: the handshake is not a tick's cost
+            daemon.publisher.ping()  # connect first: the handshake is not a tick's cost
             trips.count = 0
             for _ in range(3):
                 sample = daemon.sampler.tick().to_json()
@@ -154,5 +163,27 @@ async def test_a_tick_is_one_redis_round_trip_with_latest_sample_and_both_pushes
         assert latest["trip-node"]["ts"] == sent[-1], "the latest sample went in the same round trip"
     finally:
         await communicator.disconnect()
+        daemon.sampler.close()
+        daemon.publisher.close()
+
+
+async def test_the_process_scan_slows_down_while_no_browser_has_the_node_page_open(settings):
+    settings.NODE_NAME = "watched-node"
+    daemon = await sync_to_async(SamplerDaemon)(interval_s=1.0, demo_gpus=0)
+    communicator = None
+    try:
+
+        def push_one() -> bool:
+            sample = daemon.sampler.tick().to_json()
+            daemon.push_live({"type": "sample", **for_browsers(sample)}, sample)
+            return daemon.sampler.processes_watched
+
+        assert await sync_to_async(push_one)() is False, "no web process subscribes to the node"
+        communicator = await watching_node("watched-node", "ida")
+        assert await sync_to_async(push_one)() is True
+        await receive_until(communicator, lambda m: m.get("type") == "sample")
+    finally:
+        if communicator is not None:
+            await communicator.disconnect()
         daemon.sampler.close()
         daemon.publisher.close()

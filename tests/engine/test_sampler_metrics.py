@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import psutil
 import pytest
 
 from workers.sampler import nvml as nvml_module
@@ -85,5 +88,10 @@ def test_every_metric_has_a_unit() -> None:
     assert set(METRIC_UNITS.values()) <= {"%", "bytes", "bytes/s", "°C", "W", "MHz", "count", ""}
     host = HostProbe()
     host.sample()
+    # CPU time by mode needs the kernel's counters to move between the two reads (a 10 ms clock
+    # tick); two reads within one tick give no percentages, rightly.
+    read = psutil.cpu_times()
+    while psutil.cpu_times() == read:
+        time.sleep(0.002)
     names = {name for name, _, _ in NodeSample("n1", 0.0, host.sample(), (), "no GPU").metrics()}
     assert names == {n for n in METRIC_UNITS if n.startswith("host.")}  # second tick: rates too

@@ -142,3 +142,34 @@ def test_the_portable_scan_agrees_with_the_procfs_one() -> None:
     fast, portable = _scan_procfs()[me], _scan_psutil()[me]
     assert fast[1] == pytest.approx(portable[1], abs=0.1)  # CPU seconds
     assert fast[2] == pytest.approx(portable[2], rel=0.1)  # RSS bytes
+
+
+def test_while_nobody_watches_the_table_it_is_rescanned_only_every_idle_period() -> None:
+    clock = FakeClock()
+    scans = []
+
+    def scan() -> dict[int, tuple[float, float, int]]:
+        scans.append(clock())
+        return {1: (0.0, len(scans), 1024)}
+
+    scanner = TopProcessScanner(
+        refresh_s=10.0, first_refresh_s=1.0, idle_refresh_s=60.0, clock=clock, scan=scan
+    )
+    scanner.watched = False
+    scanner.current()  # the first two scans still come at once: a table is there when someone looks
+    clock.now_s += 1.0
+    scanner.current()
+    for _ in range(60):
+        clock.now_s += 1.0
+        scanner.current()
+    assert scans == [1000.0, 1001.0, 1061.0]
+    clock.now_s += 15.0
+    scanner.watched = True  # a page opened: a scan at once, then every refresh_s
+    table = scanner.current()
+    assert scans[-1] == 1076.0
+    assert table.by_cpu[0].cpu_percent == round(1 / 15 * 100, 1)  # CPU % since the last scan
+    clock.now_s += 9.0
+    scanner.current()
+    clock.now_s += 1.0
+    scanner.current()
+    assert scans == [1000.0, 1001.0, 1061.0, 1076.0, 1086.0]

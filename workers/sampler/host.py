@@ -156,6 +156,10 @@ _MOUNTS_EXCLUDED = re.compile(
 # filesystem whose server is gone blocks, and would stall every tick of the sampler.
 _NETWORK_FS = re.compile(r"^(nfs4?|cifs|smb3?|smbfs|ceph|glusterfs|lustre|gpfs|beegfs|9p|afs|fuse\..*)$")
 MOUNTS_REFRESH_S = 60.0  # listing mounts costs ~0.5 ms; a statvfs() per mount costs microseconds
+# The process scan opens /proc/<pid>/stat of every process: ~30 µs of CPU each (mostly the kernel's,
+# the same with /proc/<pid>/statm), ~4 ms at 120 processes; every 5 s that was a fifth of the
+# sampler's CPU. Every 10 s, as Datadog's process agent collects.
+TOP_REFRESH_S = 10.0
 
 
 def _mounts() -> list[tuple[str, str, str]]:
@@ -314,7 +318,7 @@ class HostProbe:
         self,
         *,
         clock: Callable[[], float] = time.monotonic,
-        top_refresh_s: float = 5.0,
+        top_refresh_s: float = TOP_REFRESH_S,
         top_limit: int = 10,
         top: TopProcessScanner | None = None,
     ) -> None:
@@ -334,6 +338,15 @@ class HostProbe:
             if top is not None
             else TopProcessScanner(limit=top_limit, refresh_s=top_refresh_s, clock=clock)
         )
+
+    @property
+    def watched(self) -> bool:
+        """Whether someone is looking at the top-processes table (see ``TopProcessScanner``)."""
+        return self._top.watched
+
+    @watched.setter
+    def watched(self, value: bool) -> None:
+        self._top.watched = value
 
     def sample(self) -> HostSample:
         """CPU (like ``top``), load (``uptime``), memory and swap (``free -b``), disk and network

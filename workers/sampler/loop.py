@@ -52,6 +52,17 @@ class Sampler:
         return self._nvml
 
     @property
+    def processes_watched(self) -> bool:
+        """Whether the host's top-processes table is being looked at; while not, the (dear)
+        process scan runs rarely. Set by whoever knows (the sampler daemon, from Redis)."""
+        return getattr(self._host, "watched", True)
+
+    @processes_watched.setter
+    def processes_watched(self, value: bool) -> None:
+        if hasattr(self._host, "watched"):
+            self._host.watched = value
+
+    @property
     def gpu_status(self) -> str:
         """One of "ok", "no GPU" or "no GPU: <reason>"."""
         return self._gpu_status

@@ -68,8 +68,11 @@ class TopProcessScanner:
     """Keeps the top ``limit`` processes by CPU % (of one core, since the previous scan) and by RSS.
 
     The first scan has nothing to compare CPU time with, so its CPU table is empty and the next
-    scan comes after ``first_refresh_s`` rather than the full ``refresh_s``. ``clock`` is
-    monotonic seconds; tests move it.
+    scan comes after ``first_refresh_s`` rather than the full ``refresh_s``. While ``watched`` is
+    False (nobody has the node's page open: the table goes nowhere else) it scans only every
+    ``idle_refresh_s``; once watched again it scans at the next call if ``refresh_s`` has passed,
+    its CPU % then covering the time since the last scan. ``clock`` is monotonic seconds; tests
+    move it.
     """
 
     def __init__(
@@ -78,11 +81,15 @@ class TopProcessScanner:
         limit: int = 10,
         refresh_s: float = 5.0,
         first_refresh_s: float = 1.0,
+        idle_refresh_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         scan: Callable[[], _Stats] = scan_processes,
     ) -> None:
         self._limit = limit
         self._refresh_s = refresh_s
+        self._idle_refresh_s = max(refresh_s, idle_refresh_s)
+        self.watched = True
+        self._scans = 0
         self._first_refresh_s = min(first_refresh_s, refresh_s)
         self._clock = clock
         self._scan = scan
@@ -96,12 +103,16 @@ class TopProcessScanner:
     def current(self) -> TopProcesses:
         """The table, rescanned when the refresh interval has passed."""
         now = self._clock()
-        if now >= self._due:
+        due = self._due
+        if not self.watched and self._scans >= 2:  # the first CPU table is made all the same
+            due = max(due, self._scanned_at + self._idle_refresh_s)
+        if now >= due:
             self._refresh(now)
         return self._current
 
     def _refresh(self, now: float) -> None:
         stats = self._scan()
+        self._scans += 1
         previous, elapsed_s = self._previous, now - self._scanned_at
         self._previous, self._scanned_at = stats, now
         self._due = now + (self._refresh_s if previous is not None else self._first_refresh_s)
