@@ -25,7 +25,6 @@ from dashboard.alerting.feed import (
     MAXLEN,
     STREAM,
     Point,
-    append_observations,
     count_published,
     entry_fields,
     publish_observations,
@@ -43,8 +42,7 @@ class TickPublisher:
         self.layer = layer
         # The latest sample's JSON text (the sampler passes one that reuses text it made already).
         self._dumps = dumps or (lambda obj: json.dumps(obj, separators=(",", ":")))
-        self._client: redis.Redis | None = None
-        # A bare socket where it can open the address (see dashboard.resp_pipe), else redis-py.
+        # The tick's commands in one send on one connection (see dashboard.resp_pipe).
         self._pipe: resp_pipe.RespPipe | None = None
         self._prefix = "asgi"
         # Whether the latest sample goes in the same pipeline (the layer's Redis is REDIS_URL's).
@@ -61,16 +59,14 @@ class TickPublisher:
                 pool = redis.ConnectionPool.from_url(address, **kwargs)
             else:
                 pool = redis.ConnectionPool(host=address[0], port=address[1], **kwargs)
-            self._client = redis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
-            if resp_pipe.supports(address):
-                self._pipe = resp_pipe.RespPipe(address, timeout_s)
+            self._pipe = resp_pipe.RespPipe(pool)
             self._prefix = getattr(layer, "_kwargs", {}).get("prefix", "asgi")
             self._latest_here = address == settings.REDIS_URL
 
     @property
     def pipelined(self) -> bool:
         """True when each ``send`` is a single round trip."""
-        return self._client is not None
+        return self._pipe is not None
 
     def send(
         self,
@@ -85,26 +81,14 @@ class TickPublisher:
         group), or None where the layer does not say.
 
         ``group_send(group, event)`` is used for the messages when the layer cannot be pipelined."""
-        if self._client is None:
+        if self._pipe is None:
             if latest is not None:
                 store_latest(latest)
             for group, event in messages:
                 group_send(group, event)
             publish_observations(observations or [])
             return [None] * len(messages)
-        if self._pipe is not None:
-            return self._send_packed(latest, messages, observations)
-        pipe = self._client.pipeline(transaction=False)
-        if self._latest_here:
-            if latest is not None:
-                pipe.set(key_for(latest["node"]), self._dumps(latest), ex=LATEST_TTL_S)
-            if observations:
-                append_observations(pipe, observations)
-        for group, event in messages:
-            pipe.publish(f"{self._prefix}__group__{group}", self.layer.serialize(event))
-        replies = pipe.execute()
-        self._after_send(latest, observations)
-        return _receivers(replies, messages)
+        return self._send_packed(latest, messages, observations)
 
     def _after_send(self, latest: dict[str, Any] | None, observations: list[Point] | None) -> None:
         if self._latest_here:
@@ -120,43 +104,33 @@ class TickPublisher:
         messages: list[tuple[str, Event]],
         observations: list[Point] | None,
     ) -> list[int | None]:
-        """What ``send`` does through redis-py's pipeline, as RESP commands on one socket."""
         assert self._pipe is not None
         commands = []
         if self._latest_here:
             if latest is not None:
                 text = self._dumps(latest)
-                commands.append(resp_pipe.pack("SET", key_for(latest["node"]), text, "EX", LATEST_TTL_S))
+                commands.append(("SET", key_for(latest["node"]), text, "EX", LATEST_TTL_S))
             if observations:
                 fields = entry_fields(observations)
                 commands.append(
-                    resp_pipe.pack(
-                        "XADD", STREAM, "MAXLEN", "~", MAXLEN, "*", *(x for kv in fields.items() for x in kv)
-                    )
+                    ("XADD", STREAM, "MAXLEN", "~", MAXLEN, "*", *(x for kv in fields.items() for x in kv))
                 )
         for group, event in messages:
-            commands.append(
-                resp_pipe.pack("PUBLISH", f"{self._prefix}__group__{group}", self.layer.serialize(event))
-            )
+            commands.append(("PUBLISH", f"{self._prefix}__group__{group}", self.layer.serialize(event)))
         replies = self._pipe.execute(commands) if commands else []
         self._after_send(latest, observations)
         return _receivers(replies, messages)
 
     def ping(self, group_send=None) -> None:
         """Raises unless Redis answers."""
-        if self._client is None:
+        if self._pipe is None:
             group_send("perfmon.probe", {"type": "probe"})
-        elif self._pipe is not None:
-            self._pipe.execute([resp_pipe.pack("PING")])
         else:
-            self._client.ping()
+            self._pipe.execute([("PING",)])
 
     def close(self) -> None:
         if self._pipe is not None:
             self._pipe.close()
-        if self._client is not None:
-            self._client.close()
-            self._client.connection_pool.disconnect()
 
 
 def _receivers(replies: list, messages: list) -> list[int | None]:

@@ -1,27 +1,32 @@
-"""The sampler's bare-socket Redis pipeline, against the suite's real Redis."""
+"""The sampler's one-send Redis pipeline on a redis-py connection, against real Redis servers."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
 
 import pytest
 import redis
 
-from dashboard import resp_pipe
-from dashboard.resp_pipe import RespPipe, pack
+from dashboard.resp_pipe import ReplyError, RespPipe
+
+
+def pipe_for(url: str, **kwargs) -> RespPipe:
+    return RespPipe(redis.ConnectionPool.from_url(url, socket_timeout=2.0, **kwargs))
 
 
 def test_it_sends_commands_in_one_trip_and_reads_each_reply(redis_url):
-    pipe = RespPipe(redis_url, timeout_s=2.0)
+    pipe = pipe_for(redis_url)
     try:
         replies = pipe.execute(
             [
-                pack("SET", "resp-pipe:k", "välue", "EX", 60),
-                pack("GET", "resp-pipe:k"),
-                pack("GET", "resp-pipe:missing"),
-                pack("RPUSH", "resp-pipe:list", b"\r\n", 1.5),
-                pack("LRANGE", "resp-pipe:list", 0, -1),
-                pack("DEL", "resp-pipe:list"),
+                ("SET", "resp-pipe:k", "välue", "EX", 60),
+                ("GET", "resp-pipe:k"),
+                ("GET", "resp-pipe:missing"),
+                ("RPUSH", "resp-pipe:list", b"\r\n", 1.5),
+                ("LRANGE", "resp-pipe:list", 0, -1),
+                ("DEL", "resp-pipe:list"),
             ]
         )
     finally:
@@ -30,52 +35,81 @@ def test_it_sends_commands_in_one_trip_and_reads_each_reply(redis_url):
     assert redis.Redis.from_url(redis_url).ttl("resp-pipe:k") > 0
 
 
-def test_an_error_reply_raises_after_every_reply_is_read_and_the_socket_stays_usable(redis_url):
-    pipe = RespPipe(redis_url, timeout_s=2.0)
+def test_an_error_reply_raises_after_every_reply_is_read_and_the_connection_stays_in_step(redis_url):
+    pipe = pipe_for(redis_url)
     try:
-        with pytest.raises(resp_pipe.ReplyError, match="unknown command"):
-            pipe.execute([pack("NO-SUCH-COMMAND"), pack("PING")])
-        assert pipe.execute([pack("PING")]) == [b"PONG"]
-    finally:
-        pipe.close()
-
-
-def test_a_large_value_arrives_whole(redis_url):
-    pipe = RespPipe(redis_url, timeout_s=2.0)
-    value = b"x" * 300_000
-    try:
-        assert pipe.execute([pack("SET", "resp-pipe:big", value), pack("GET", "resp-pipe:big")]) == [
-            b"OK",
-            value,
-        ]
+        with pytest.raises(ReplyError, match="unknown command"):
+            pipe.execute([("NO-SUCH-COMMAND",), ("SET", "resp-pipe:after", "1")])
+        assert redis.Redis.from_url(redis_url).get("resp-pipe:after") == b"1"  # the second still ran
+        assert pipe.execute([("PING",)]) == [b"PONG"]
     finally:
         pipe.close()
 
 
 def test_it_selects_the_database_of_the_url(redis_url):
     other = redis_url.rsplit("/", 1)[0] + "/3"
-    pipe = RespPipe(other, timeout_s=2.0)
+    pipe = pipe_for(other)
     try:
-        pipe.execute([pack("SET", "resp-pipe:db", "3")])
+        pipe.execute([("SET", "resp-pipe:db", "3")])
     finally:
         pipe.close()
     assert redis.Redis.from_url(other).get("resp-pipe:db") == b"3"
     assert redis.Redis.from_url(redis_url).get("resp-pipe:db") is None
 
 
-def test_a_redis_that_is_gone_raises_and_the_next_call_connects_again(redis_url):
-    with socket.socket() as s:  # a port nobody listens on
+def test_a_dropped_connection_raises_once_and_the_next_call_connects_again(redis_url):
+    pipe = pipe_for(redis_url)
+    try:
+        pipe.execute([("CLIENT", "SETNAME", "resp-pipe-victim")])
+        admin = redis.Redis.from_url(redis_url)
+        victim = next(c for c in admin.client_list() if c["name"] == "resp-pipe-victim")
+        admin.client_kill_filter(_id=victim["id"])
+        with pytest.raises(redis.ConnectionError):
+            pipe.execute([("PING",)])
+        assert pipe.execute([("PING",)]) == [b"PONG"]
+    finally:
+        pipe.close()
+
+
+def test_a_redis_that_asks_for_a_password_gets_the_urls(tmp_path):
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    pipe = RespPipe(("127.0.0.1", port), timeout_s=0.5)
-    with pytest.raises(OSError):
-        pipe.execute([pack("PING")])
-    pipe._address = redis_url  # Redis is back (at the address the next connect reads)
-    assert pipe.execute([pack("PING")]) == [b"PONG"]
-    pipe.close()
-
-
-def test_it_leaves_tls_and_other_schemes_to_redis_py():
-    assert resp_pipe.supports("redis://h:1/0") and resp_pipe.supports("unix:///tmp/r.sock")
-    assert resp_pipe.supports(("127.0.0.1", 6379))
-    assert not resp_pipe.supports("rediss://h:1/0")
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            "s3cret",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                redis.Redis(port=port, password="s3cret").ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        refused = pipe_for(f"redis://127.0.0.1:{port}/0")
+        with pytest.raises(redis.AuthenticationError):
+            refused.execute([("PING",)])
+        pipe = pipe_for(f"redis://:s3cret@127.0.0.1:{port}/0")
+        try:
+            assert pipe.execute([("SET", "k", "v"), ("GET", "k")]) == [b"OK", b"v"]
+        finally:
+            pipe.close()
+    finally:
+        server.terminate()
+        server.wait()

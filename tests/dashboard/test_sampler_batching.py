@@ -13,7 +13,6 @@ from asgiref.sync import sync_to_async
 from dashboard.history.query import series
 from dashboard.latest import load_latest
 from dashboard.models import Node
-from dashboard.resp_pipe import RespPipe
 from dashboard.sampling import BEAT_EVERY_TICKS, SamplerDaemon
 from dashboard.views_nodes import is_online
 from tests.dashboard.live_client import receive_until, running_sampler, subscribe, watching_node
@@ -112,26 +111,19 @@ async def test_every_sample_a_browser_received_is_in_history(settings):
 
 
 class RoundTrips:
-    """Counts writes of commands to a Redis socket made from one thread, through redis-py or the
-    sampler's bare socket (dashboard.resp_pipe): a pipeline is one."""
+    """Counts writes of commands to a Redis socket made from one thread (redis-py's, which the
+    sampler's dashboard.resp_pipe writes through too): a pipeline is one."""
 
     def __init__(self, monkeypatch, thread: threading.Thread) -> None:
         self.count = 0
         original = redis.connection.AbstractConnection.send_packed_command
-        original_pipe = RespPipe.execute
 
         def counting(connection, command, check_health=True):
             if threading.current_thread() is thread:
                 self.count += 1
             return original(connection, command, check_health)
 
-        def counting_pipe(pipe, commands):
-            if threading.current_thread() is thread:
-                self.count += 1
-            return original_pipe(pipe, commands)
-
         monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
-        monkeypatch.setattr(RespPipe, "execute", counting_pipe)
 
 
 async def test_a_tick_is_one_redis_round_trip_with_latest_sample_and_both_pushes(settings, monkeypatch):
