@@ -18,8 +18,6 @@ NO_DENSE_SPEEDUP = (
     "or use less memory; use structured pruning for that"
 )
 GRAPH_LEVELS = ("disable", "basic", "extended", "all")
-# Passes that also run on a torch model an int8 pass has quantized (tried: the rest fail there).
-FLOAT_OR_INT8 = ("torch", "torch_int8")
 
 _PASSES = (
     PassDecl(
@@ -77,7 +75,6 @@ _PASSES = (
         summary="int8 weights for Linear and LSTM layers, activations quantized per call (fbgemm on x86).",
         run_ref="workers.passes.quantization:quantize_dynamic",
         devices=("cpu",),
-        extra={"produces": "torch_int8"},
         params=(
             ParamDecl(
                 "engine", "choice", "fbgemm", "quantized kernel library", choices=("fbgemm", "x86", "qnnpack")
@@ -89,7 +86,6 @@ _PASSES = (
         title="fp16 / bf16",
         summary="Weights and activations in 16-bit floats; inputs and outputs stay float32.",
         run_ref="workers.passes.quantization:half_precision",
-        accepts=FLOAT_OR_INT8,
         params=(ParamDecl("dtype", "choice", "bf16", "16-bit format", choices=("bf16", "fp16")),),
     ),
     PassDecl(
@@ -147,7 +143,6 @@ _PASSES = (
         title="torch.compile",
         summary="Compile with inductor; reduce-overhead adds CUDA graphs on a GPU. Compile time is reported apart.",
         run_ref="workers.passes.compile:torch_compile",
-        accepts=FLOAT_OR_INT8,
         params=(
             ParamDecl(
                 "mode",
@@ -230,7 +225,6 @@ _PASSES = (
         title="Inference cache",
         summary="A bounded LRU of outputs keyed by a hash of the input, measured on a replayed request trace.",
         run_ref="workers.passes.cache:inference_cache",
-        accepts=FLOAT_OR_INT8,
         caveat="only repeated inputs get faster; the model itself is unchanged",
         params=(
             ParamDecl("capacity", "int", 1024, "most outputs held", 1, 1_000_000),

@@ -18,10 +18,7 @@ if TYPE_CHECKING:
 ParamKind = Literal["int", "float", "choice", "bool"]
 Device = Literal["cpu", "cuda"]
 # What a candidate is when a pass receives it: a torch module run eagerly, or an ONNX graph.
-# "torch_int8" exists only while a pipeline is planned: a torch module whose Linear layers an int8
-# pass has replaced, which passes that need float weights (pruning, distillation, ONNX export, a
-# second quantization) cannot work on. At run time such a candidate is still "torch".
-Form = Literal["torch", "torch_int8", "onnx"]
+Form = Literal["torch", "onnx"]
 
 
 class InvalidPassParams(ValueError):

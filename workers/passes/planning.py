@@ -30,7 +30,7 @@ def plan(
     GPU's CUDA compute capability) is known, to the GPU's generation. Raises InvalidPassParams."""
     if not requested:
         raise InvalidPassParams("passes: give at least one pass")
-    steps, form, quantized_by = [], start_form, ""
+    steps, form = [], start_form
     for position, item in enumerate(requested, start=1):
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
             raise InvalidPassParams(f'passes[{position}]: expected {{"name": <pass>, "params": {{...}}}}')
@@ -41,11 +41,6 @@ def plan(
         if unknown_keys:
             raise InvalidPassParams(f"pass {decl.name!r}: unknown field {sorted(unknown_keys)[0]!r}")
         params = decl.parse_params(item.get("params"))
-        if form == "torch_int8" and form not in decl.accepts:
-            raise InvalidPassParams(
-                f"pass {decl.name!r} needs the model's float weights, and {quantized_by!r} before it has "
-                f"made them int8: put {decl.name!r} before {quantized_by!r}"
-            )
         decl.check_applies(form, device, params, capability)  # type: ignore[arg-type]
         if decl.needs_labeled_data and not has_labeled_data:
             raise InvalidPassParams(
@@ -53,6 +48,5 @@ def plan(
                 'with x and y (POST /api/datasets) and name it in the params ("dataset": <id>)'
             )
         steps.append(Step(decl, params))
-        if decl.extra.get("produces", form) != form:
-            form, quantized_by = decl.extra["produces"], decl.name
+        form = decl.extra.get("produces", form)
     return steps
