@@ -19,7 +19,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from dashboard.models import Dataset, Job, JobStatus, ModelVersion, ModelVersionStatus, RegisteredModel
+from dashboard.job_filters import active_jobs_phrase
+from dashboard.models import Dataset, Job, ModelVersion, ModelVersionStatus, RegisteredModel
 from dashboard.permissions import PermissionDenied, Role, has_role, require
 from workers import zoo
 from workers.registry import ModelStore, Rejected
@@ -180,15 +181,10 @@ def do_delete_dataset(user, dataset: Dataset) -> None:
 
 def refuse_if_in_use(dataset: Dataset) -> None:
     """Raise DatasetInUse while a queued or running job names the set."""
-    active = list(
-        Job.objects.filter(params__dataset=dataset.pk, status__in=(JobStatus.QUEUED, JobStatus.RUNNING))
-        .order_by("pk")
-        .values_list("pk", "status")
-    )
-    if active:
-        jobs = ", ".join(f"#{pk} ({status})" for pk, status in active)
+    users = active_jobs_phrase(Job.objects.filter(params__dataset=dataset.pk))
+    if users:
         raise DatasetInUse(
-            f"data set {dataset.pk} is in use by job {jobs}; cancel the job or wait for it to finish, then delete"
+            f"data set {dataset.pk} is in use by {users}; cancel the job or wait for it to finish, then delete"
         )
 
 

@@ -51,3 +51,14 @@ def parse_since(text: str) -> datetime:
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
     return moment
+
+
+def active_jobs_phrase(jobs: QuerySet) -> str | None:
+    """ "job #3 (queued), #5 (running)" for the queued or running jobs among ``jobs``, None if there are
+    none: what a refused deletion names, so the user knows what to cancel or wait for."""
+    active = list(
+        jobs.filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING))
+        .order_by("pk")
+        .values_list("pk", "status")
+    )
+    return "job " + ", ".join(f"#{pk} ({status})" for pk, status in active) if active else None

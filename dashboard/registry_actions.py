@@ -28,7 +28,8 @@ from django.utils import timezone
 
 from dashboard import live
 from dashboard.dataset_actions import DatasetInUse, refuse_if_in_use, remove_files_unless_used
-from dashboard.models import Job, JobStatus, ModelVersion, ModelVersionStatus, RegisteredModel
+from dashboard.job_filters import active_jobs_phrase
+from dashboard.models import Job, ModelVersion, ModelVersionStatus, RegisteredModel
 from dashboard.models.registry import ZOO_ORIGINAL
 from dashboard.permissions import PermissionDenied, Role, has_role, require
 from workers import zoo
@@ -354,15 +355,10 @@ def do_delete_model(user, model: RegisteredModel) -> None:
 def _refuse_if_in_use(version: ModelVersion) -> None:
     if version.status == ModelVersionStatus.VALIDATING:
         raise ModelInUse(f"{version.label} is still being validated; delete it once it is ready or rejected")
-    active = list(
-        jobs_using(version)
-        .filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING))
-        .values_list("pk", "status")
-    )
-    if active:
-        jobs = ", ".join(f"#{pk} ({status})" for pk, status in active)
+    users = active_jobs_phrase(jobs_using(version))
+    if users:
         raise ModelInUse(
-            f"{version.label} is in use by job {jobs}; cancel the job or wait for it to finish, then delete"
+            f"{version.label} is in use by {users}; cancel the job or wait for it to finish, then delete"
         )
 
 
