@@ -10,7 +10,7 @@ thread of its own, so a persistent connection (CONN_MAX_AGE) is opened per reque
 behind for its age: under load a web process held dozens and PostgreSQL ran out of
 max_connections. The pool caps what a web process holds at PERFMON_DB_POOL_SIZE; a request that
 finds it exhausted waits PERFMON_DB_POOL_TIMEOUT_S for one, then fails as a refused connection
-does (a 503).
+does (a 503); while the server is down it fails within a second instead (perfmon/postgresql/).
 
 Kept free of Django imports so it can be tested without configuring Django."""
 
@@ -68,6 +68,8 @@ def database_settings(data_dir: Path, node: str, environ: Mapping[str, str] = os
 
 def _postgresql(url: str, role_name: str, node: str, environ: Mapping[str, str]) -> dict:
     settings = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    # Django's backend, whose pool answers at once while the server is down (perfmon/postgresql/).
+    settings["ENGINE"] = "perfmon.postgresql"
     options = settings.setdefault("OPTIONS", {})
     options.setdefault("application_name", application_name(role_name, node))
     if is_web(role_name):

@@ -208,6 +208,7 @@ def test_a_postgresql_restart_loses_no_job_and_no_sample(pg_stack, node_page):
             try:
                 start_pg_later_whatever_happens(OUTAGE_S + 45)
                 pg_ctl("stop", "-m", "fast")
+                down = time.time()  # the shutdown (its checkpoint) can take a second or more
                 badges = set()
                 while time.time() - stopped < OUTAGE_S:  # what the browser shows meanwhile
                     badges.add(badge(node_page))
@@ -242,7 +243,7 @@ def test_a_postgresql_restart_loses_no_job_and_no_sample(pg_stack, node_page):
     received, missing = missing_from_history(
         live, history_times(stack, stopped - 2, started + 2), stopped - 2, started + 2
     )
-    during = [(status, latency) for at, status, latency in load.health if stopped + 1 <= at <= restarting]
+    during = [(status, latency) for at, status, latency in load.health if down + 0.5 <= at <= restarting]
     refused = [(status, body) for status, body, _ in load.submitted if status != 201]
     figures = {
         "fault": f"PostgreSQL stopped {OUTAGE_S:.0f} s (pg_ctlcluster stop -m fast, then start)",
