@@ -40,7 +40,10 @@ class RespPipe:
         connection = self._connection
         replies: list = []
         try:
-            connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+            # pack_commands() keeps large values in chunks of their own, which sendall() would
+            # write one system call each; joined, the tick is one write.
+            packed = [b"".join(connection.pack_commands(commands))]
+            connection.send_packed_command(packed, check_health=False)
             for _ in commands:
                 try:
                     replies.append(connection.read_response())

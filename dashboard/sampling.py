@@ -52,6 +52,10 @@ SEND_TIMEOUT_S = 2.0
 # offline, a stopped one still does within 3 ticks + 1 s of its last beat, and the database
 # takes half the writes.
 BEAT_EVERY_TICKS = 2
+# History's raw samples are written every 10 s; their merge into the 1-minute and 1-hour rollups,
+# a read and an upsert of every series' open blocks, once a minute: it was a third of the daemon's
+# database time. Charts at those resolutions (spans of hours) show the last minute a minute late.
+ROLLUP_EVERY_S = 60.0
 
 
 def fleet_tuples(gpus) -> list[list]:
@@ -109,7 +113,7 @@ class SamplerDaemon:
         self.backlog: deque[dict] = deque(maxlen=max(1, int(BACKLOG_S / self.interval_s)))
         # History goes straight to the database in batches; it buffers through database outages
         # itself, so a Redis outage loses nothing from history either.
-        self.history = HistoryWriter()
+        self.history = HistoryWriter(rollup_every_s=ROLLUP_EVERY_S)
         self.beat_every_s = BEAT_EVERY_TICKS * self.interval_s
         self.beats = 0  # heartbeats written (tests count them)
         self._clock = clock
@@ -197,7 +201,7 @@ class SamplerDaemon:
                     break
                 due = max(due + self.beat_every_s, time.monotonic())
                 stopping = stop.wait(due - time.monotonic())
-            self.history.flush()
+            self.history.flush(final=True)
         finally:
             connection.close()
 
@@ -271,8 +275,8 @@ class SamplerDaemon:
         if self._reconnect:
             close_old_connections()  # drop a connection the database closed, instead of failing forever
         try:
-            # A locked database must not hold up history for long: give up after half a second.
-            with short_lock_wait(0.5):
+            # A locked database must not hold up history for long: give up as a history flush does.
+            with short_lock_wait(self.history.lock_wait_s):
                 self._beat(sample)
             self.beats += 1
             self._reconnect = False

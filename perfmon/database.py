@@ -25,6 +25,10 @@ import dj_database_url
 from perfmon.env import ConfigError, env_int
 
 DEFAULT_POOL_SIZE = 10
+# How long the sampler's database thread waits for SQLite's write lock (history, heartbeat) before
+# trying again a beat later; 20 s, right for a web request, would let beats pile up behind a lock.
+# Set once for the connection, so no statement a beat goes to changing it (short_lock_wait).
+SAMPLER_LOCK_WAIT_S = 2
 DEFAULT_POOL_TIMEOUT_S = 10
 # PostgreSQL keeps the first NAMEDATALEN - 1 bytes of an application_name.
 APPLICATION_NAME_MAX = 63
@@ -63,7 +67,8 @@ def database_settings(data_dir: Path, node: str, environ: Mapping[str, str] = os
     url = environ.get("DATABASE_URL")
     if url and not url.startswith("sqlite"):
         return _postgresql(url, role(environ), node, environ)
-    return _sqlite(dj_database_url.parse(url)["NAME"] if url else data_dir / "perfmon.sqlite3", data_dir)
+    name = dj_database_url.parse(url)["NAME"] if url else data_dir / "perfmon.sqlite3"
+    return _sqlite(name, data_dir, role(environ))
 
 
 def _postgresql(url: str, role_name: str, node: str, environ: Mapping[str, str]) -> dict:
@@ -81,7 +86,7 @@ def _postgresql(url: str, role_name: str, node: str, environ: Mapping[str, str])
     return settings
 
 
-def _sqlite(name, data_dir: Path) -> dict:
+def _sqlite(name, data_dir: Path, role_name: str = "django") -> dict:
     # The web server, the sampler and the workers write at once: WAL lets readers run beside the
     # writer, IMMEDIATE transactions take the write lock up front (no deadlock on lock upgrade),
     # and the busy timeout makes a writer wait instead of failing with "database is locked".
@@ -97,6 +102,6 @@ def _sqlite(name, data_dir: Path) -> dict:
         "OPTIONS": {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
+            "timeout": SAMPLER_LOCK_WAIT_S if role_name == "sampler" else 20,
         },
     }

@@ -2,7 +2,8 @@
 
 The sampler calls ``add`` every tick (no database work) and ``maybe_flush`` after it. A flush
 writes one small raw block per series (a single multi-row INSERT), and merges the samples into
-the 1-minute and 1-hour rollups (one SELECT and one upsert). When the database is locked or away,
+the 1-minute and 1-hour rollups (one SELECT and one upsert): in the same transaction, or, with
+``rollup_every_s``, the samples of that many seconds at once in a transaction of its own. When the database is locked or away,
 the samples stay buffered (bounded) and go out with a later flush; nothing here raises."""
 
 from __future__ import annotations
@@ -50,11 +51,13 @@ class HistoryWriter:
         max_buffered_s: float = 900.0,
         max_buffered_values: int = 2_000_000,
         lock_wait_s: float = 2.0,
+        rollup_every_s: float | None = None,
     ) -> None:
         self.flush_every_s = flush_every_s
         self.max_buffered_s = max_buffered_s
         self.max_buffered_values = max_buffered_values
         self.lock_wait_s = lock_wait_s
+        self.rollup_every_s = rollup_every_s
         self.dropped = 0  # values dropped because the buffer was full
         self.written = 0  # values written to the database
         self.failed_flushes = 0
@@ -69,6 +72,11 @@ class HistoryWriter:
         self._node_ids: dict[str, int] = {}
         self._rejected: set[SeriesKey] = set()
         self._reconnect = False
+        # Samples written raw but not yet merged into the rollups (rollup_every_s): series id ->
+        # [(epoch seconds, values), ...], and when they were last merged (monotonic seconds).
+        self._unrolled: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        self._unrolled_values = 0
+        self._rolled_at: float | None = None
 
     @property
     def buffered(self) -> int:
@@ -118,11 +126,18 @@ class HistoryWriter:
         if now - self._last_attempt < self.flush_every_s and self._buffered < self.max_buffered_values // 2:
             return True
         self._last_attempt = now
-        return self.flush()
+        return self.flush(now=now)
 
-    def flush(self) -> bool:
-        """Write everything buffered now. Returns whether it was written; on failure the samples
+    def flush(self, *, final: bool = False, now: float | None = None) -> bool:
+        """Write everything buffered now (``final``: and merge every sample into the rollups, as
+        the sampler does on its way out). Returns whether it was written; on failure the samples
         stay buffered for the next flush."""
+        try:
+            return self._flush_raw()
+        finally:
+            self._maybe_roll_up(time.monotonic() if now is None else now, force=final)
+
+    def _flush_raw(self) -> bool:
         with self._lock:
             batch, self._pending = self._pending, {}
             count, self._buffered = self._buffered, 0
@@ -263,7 +278,46 @@ class HistoryWriter:
                 ["series", "block_start_s", "first_ts_ms", "last_ts_ms", "sample_count", "data"],
                 [(ids[key], *block) for key, blocks in raw.items() for block in blocks],
             )
-            merge_rollups({ids[key]: arrays for key, arrays in prepared.items()})
+            if self.rollup_every_s is None:
+                merge_rollups({ids[key]: arrays for key, arrays in prepared.items()})
+        if self.rollup_every_s is not None:
+            for key, arrays in prepared.items():
+                self._unrolled.setdefault(ids[key], []).append(arrays)
+                self._unrolled_values += len(arrays[0])
+
+    def _maybe_roll_up(self, now: float, force: bool = False) -> None:
+        """Merge the samples written since the last merge into the rollups, when rollup_every_s
+        has passed (or ``force``). On failure they are kept for the next try, up to
+        max_buffered_values; beyond that the oldest are left to the raw samples alone."""
+        if not self._unrolled:
+            return
+        if self._rolled_at is None:
+            self._rolled_at = now
+        if not force and now - self._rolled_at < self.rollup_every_s:
+            return
+        self._rolled_at = now
+        samples = {}
+        for series_id, parts in self._unrolled.items():
+            ts = np.concatenate([t for t, _ in parts]) if len(parts) > 1 else parts[0][0]
+            values = np.concatenate([v for _, v in parts]) if len(parts) > 1 else parts[0][1]
+            samples[series_id] = (ts, values)
+        try:
+            with short_lock_wait(self.lock_wait_s), transaction.atomic():
+                merge_rollups(samples)
+        except Exception as exc:
+            self.failed_flushes += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._reconnect = True
+            log.warning(
+                "history: could not merge %d values into the rollups, trying again: %s",
+                self._unrolled_values,
+                exc,
+            )
+            if self._unrolled_values > self.max_buffered_values:
+                self._unrolled, self._unrolled_values = {}, 0
+                log.warning("history: rollups of the samples since the last merge given up; raw kept")
+            return
+        self._unrolled, self._unrolled_values = {}, 0
 
     def _resolve_series(self, keys: list[SeriesKey]) -> dict[SeriesKey, int]:
         """Series ids for these keys, creating the nodes and series not seen before (cached)."""
@@ -358,8 +412,11 @@ def short_lock_wait(wait_s: float):
     if connection.vendor != "sqlite":
         yield
         return
-    connection.ensure_connection()
     normal_ms = int(float(connection.settings_dict.get("OPTIONS", {}).get("timeout", 5)) * 1000)
+    if normal_ms <= wait_s * 1000:  # the sampler's connection waits this little already
+        yield
+        return
+    connection.ensure_connection()
     with connection.cursor() as cursor:
         cursor.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
     try:

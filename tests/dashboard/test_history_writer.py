@@ -13,6 +13,7 @@ from django.test import TransactionTestCase
 from django.test.utils import CaptureQueriesContext
 
 from dashboard.history.codec import decode_samples
+from dashboard.history.query import series
 from dashboard.history.writer import HistoryWriter
 from dashboard.models import MetricSeries, Node, RawBlock
 from tests.dashboard.base import BaseTestCase
@@ -82,6 +83,31 @@ class WriterBatchesTestCase(BaseTestCase):
         self.assertFalse(RawBlock.objects.exists())
         writer.maybe_flush(now=110.0)
         self.assertEqual(RawBlock.objects.count(), 50)
+
+    def test_rollups_merged_once_a_minute_match_rollups_merged_every_flush(self):
+        """The sampler's writer merges into the rollups once a minute (rollup_every_s), not on every
+        10 s flush; the buckets a chart reads come out the same, a minute late at most."""
+        from dashboard.models import RollupBlock
+
+        def minute_chart(node: str) -> list:
+            return series(node, "host.cpu_percent", None, start=base, end=base + 300, points=5)["points"]
+
+        every_flush, once_a_minute = HistoryWriter(), HistoryWriter(rollup_every_s=60.0)
+        base = hour_start()
+        for step in range(30):  # 300 s of samples, flushed every 10 s
+            for i in range(step * 10, step * 10 + 10):
+                every_flush.add("every-flush", base + i, tick(i, metrics=2))
+                once_a_minute.add("once-a-minute", base + i, tick(i, metrics=2))
+            self.assertTrue(every_flush.flush(now=1000.0 + step * 10))
+            self.assertTrue(once_a_minute.flush(now=1000.0 + step * 10))
+            if step == 4:  # 50 s in: raw samples written, not merged yet
+                self.assertFalse(RollupBlock.objects.filter(series__node__name="once-a-minute").exists())
+                self.assertEqual(len(stored_samples("once-a-minute", "host.cpu_percent", None)[0]), 50)
+            if step == 6:  # 60 s since the first flush: merged
+                self.assertTrue(RollupBlock.objects.filter(series__node__name="once-a-minute").exists())
+        self.assertTrue(once_a_minute.flush(final=True))  # the sampler's last flush merges the rest
+        self.assertEqual(minute_chart("once-a-minute"), minute_chart("every-flush"))
+        self.assertEqual(len(minute_chart("every-flush")), 5)
 
     def test_unsupported_and_malformed_values_are_skipped_without_raising(self):
         writer = HistoryWriter()

@@ -113,6 +113,9 @@ def _cpu_times() -> tuple[Any, list[Any], dict[str, int]]:
         return psutil.cpu_times(), psutil.cpu_times(percpu=True), {}
 
 
+_MEMINFO_NAMES: dict[bytes, str] = {}
+
+
 def _meminfo() -> dict[str, int]:
     """Every ``/proc/meminfo`` field counted in kB, in bytes, by node_exporter's name for it
     ("Active(anon)" -> "Active_anon"; node_memory_<name>_bytes); fields without a unit (huge page
@@ -125,11 +128,15 @@ def _meminfo() -> dict[str, int]:
         with open("/proc/meminfo", "rb", buffering=0) as f:
             data = f.read(16384)
         values = {}
+        names = _MEMINFO_NAMES
         for line in data.splitlines():
             key, _, rest = line.partition(b":")
             number, _, unit = rest.strip().partition(b" ")
             if unit == b"kB":
-                values[key.decode().replace("(", "_").replace(")", "")] = int(number) * 1024
+                name = names.get(key)
+                if name is None:  # the same fifty-odd names every tick: translated once
+                    name = names[key] = key.decode().replace("(", "_").replace(")", "")
+                values[name] = int(number) * 1024
         if "MemAvailable" not in values:  # a kernel before 3.14
             raise ValueError("no MemAvailable")
         return values
