@@ -207,3 +207,14 @@ def test_cpu_time_by_mode_adds_up_to_the_whole_and_pressure_is_a_share_of_the_in
     metrics = NodeSample("n1", 0.0, sample, (), "no GPU").metrics()
     names = {name for name, _, _ in metrics if name.startswith("host.cpu_")}
     assert {"host.cpu_user_percent", "host.cpu_idle_percent"} <= names
+
+
+def test_a_proc_file_kept_open_reads_fresh_contents_each_time() -> None:
+    from workers.sampler.host import read_proc
+
+    first = float(read_proc("/proc/uptime", 256).split()[0])
+    time.sleep(0.05)
+    second = float(read_proc("/proc/uptime", 256).split()[0])
+    assert second >= first + 0.04  # the kernel wrote the file anew, not the first read again
+    with pytest.raises(OSError):  # as open() would: callers fall back (no PSI, not Linux)
+        read_proc("/proc/pressure/no-such-resource", 512)
