@@ -38,8 +38,11 @@ arrives as ``exported_instance`` and ``nodename`` still tells the nodes apart.
   (the mean per CPU), so ``avg(rate(node_cpu_seconds_total{mode="idle"}[…]))`` and the ratio
   formulas give the right busy fraction; panels that count CPUs with ``count(... by (cpu))`` see 1.
   ``guest``/``guest_nice`` are left out (node_exporter counts them inside user/nice already).
-* Disk and network totals are for the whole machine (network without loopback) and carry
-  ``device="all"``, which Node Exporter Full's disk regex ``[a-z]+`` matches.
+* Disk and network counters per device, as node_exporter's diskstats and netdev collectors name
+  them (``node_disk_{read,written}_bytes_total``, ``node_disk_{reads,writes}_completed_total``,
+  ``node_disk_io_time_seconds_total``; ``node_network_{receive,transmit}_{bytes,packets,errs,drop}_total``),
+  whole disks only (no partitions, RAM disks or loop devices) and every interface. A sample from an
+  agent that predates them carries machine totals instead, exported with ``device="all"``.
 * Memory: every /proc/meminfo field counted in kB (``node_memory_<field>_bytes``, named as
   node_exporter names them, "Active(anon)" -> ``Active_anon``; huge page counts are left out).
 * ``node_context_switches_total``, ``node_intr_total`` and ``node_forks_total`` from /proc/stat.
@@ -172,6 +175,21 @@ HOST_COUNTERS: tuple[_Field, ...] = (
     _Field("node_network_transmit_bytes_total", "network_transmit_bytes_total", "Network bytes sent."),
 )
 
+# Keys of each device's entry in host["counters"]["disks"] / ["network_interfaces"], with
+# node_exporter's help texts; the metric is node_disk_<key> / node_network_<key> {device}.
+DISK_COUNTERS = {
+    "read_bytes_total": "The total number of bytes read successfully.",
+    "written_bytes_total": "The total number of bytes written successfully.",
+    "reads_completed_total": "The total number of reads completed successfully.",
+    "writes_completed_total": "The total number of writes completed successfully.",
+    "io_time_seconds_total": "Total seconds spent doing I/Os.",
+}
+NETWORK_COUNTERS = {
+    f"{way}_{what}_total": f"Network device statistic {way}_{what}."
+    for what in ("bytes", "packets", "errs", "drop")
+    for way in ("receive", "transmit")
+}
+
 # Keys of host["counters"] present where the kernel has PSI; node-wide, so no device label.
 PRESSURE_COUNTERS: tuple[_Field, ...] = tuple(
     _Field(
@@ -297,14 +315,41 @@ def _collect_host(out: _Families, node: str, host: Any, ts: float | None) -> Non
     if not isinstance(counters, Mapping):
         return
     _collect_cpu_seconds(out, labels, host, counters)
+    disks = _collect_devices(out, labels, "node_disk_", DISK_COUNTERS, counters.get("disks"))
+    nics = _collect_devices(
+        out, labels, "node_network_", NETWORK_COUNTERS, counters.get("network_interfaces")
+    )
     for field in HOST_COUNTERS:
         value = _number(counters.get(field.key))
-        if value is not None:
+        # Totals only from samples without the per-device counters (agents before them): beside
+        # them, a device "all" would be counted twice by every sum().
+        per_device = disks if field.metric.startswith("node_disk_") else nics
+        if value is not None and not per_device:
             out.add("counter", field.metric, field.help, {**labels, "device": "all"}, value)
     for field in PRESSURE_COUNTERS + STAT_COUNTERS:
         value = _number(counters.get(field.key))
         if value is not None:
             out.add("counter", field.metric, field.help, labels, value)
+
+
+def _collect_devices(
+    out: _Families, labels: dict[str, str], prefix: str, fields: dict[str, str], devices: Any
+) -> bool:
+    """``<prefix><counter>{device}`` of each device's counters (host["counters"]["disks"] or
+    ["network_interfaces"]); returns whether any was emitted."""
+    if not isinstance(devices, Mapping):
+        return False
+    emitted = False
+    for device in sorted(devices):
+        values = devices[device]
+        if not isinstance(values, Mapping) or not isinstance(device, str) or not device:
+            continue
+        for key, help_text in fields.items():
+            value = _number(values.get(key))
+            if value is not None:
+                out.add("counter", prefix + key, help_text, {**labels, "device": device}, value)
+                emitted = True
+    return emitted
 
 
 def _collect_filesystems(out: _Families, labels: dict[str, str], filesystems: Any) -> None:

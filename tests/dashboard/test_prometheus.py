@@ -425,6 +425,40 @@ class NodeStatesTestCase(MetricsTestCase):
         self.assertIn("Redis", response.json()["error"])
 
 
+class PerDeviceCountersTestCase(MetricsTestCase):
+    def test_disks_and_interfaces_are_series_of_their_own_as_node_exporter_has_them(self):
+        sample = gpu_node_sample("dev-d")
+        sample["host"]["counters"]["disks"] = {
+            "nvme0n1": {
+                "read_bytes_total": 1000,
+                "written_bytes_total": 2000,
+                "reads_completed_total": 10,
+                "writes_completed_total": 20,
+                "io_time_seconds_total": 1.5,
+            },
+            "sda": {"read_bytes_total": 7},
+        }
+        sample["host"]["counters"]["network_interfaces"] = {
+            "eth0": {"receive_bytes_total": 300, "transmit_bytes_total": 400, "receive_drop_total": 3},
+            "lo": {"receive_bytes_total": 9, "transmit_bytes_total": 9},
+        }
+        store_latest(sample)
+        families = self.scrape()
+        node = {"instance": "dev-d"}
+        self.assertEqual(self.one(families, "node_disk_written_bytes", **node, device="nvme0n1").value, 2000)
+        self.assertEqual(self.one(families, "node_disk_io_time_seconds", **node, device="nvme0n1").value, 1.5)
+        self.assertEqual(self.one(families, "node_disk_read_bytes", **node, device="sda").value, 7)
+        self.assertEqual(self.series(families, "node_disk_written_bytes", **node, device="sda"), [])
+        self.assertEqual(self.one(families, "node_network_receive_drop", **node, device="eth0").value, 3)
+        self.assertEqual(
+            {s.labels["device"] for s in self.series(families, "node_network_transmit_bytes", **node)},
+            {"eth0", "lo"},
+        )
+        # No machine total beside them: a sum() over devices would count every byte twice.
+        for family in ("node_disk_read_bytes", "node_network_receive_bytes"):
+            self.assertEqual(self.series(families, family, **node, device="all"), [], family)
+
+
 class MetricsAuthTestCase(MetricsTestCase):
     REMOTE = {"REMOTE_ADDR": "10.1.2.3"}
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import psutil
@@ -218,3 +220,25 @@ def test_a_proc_file_kept_open_reads_fresh_contents_each_time() -> None:
     assert second >= first + 0.04  # the kernel wrote the file anew, not the first read again
     with pytest.raises(OSError):  # as open() would: callers fall back (no PSI, not Linux)
         read_proc("/proc/pressure/no-such-resource", 512)
+
+
+def test_whole_disks_and_every_interface_get_counters_of_their_own() -> None:
+    if not os.path.exists("/proc/diskstats") or not os.path.exists("/proc/net/dev"):
+        pytest.skip("needs Linux's /proc")
+    listed = [line.split() for line in Path("/proc/diskstats").read_text().splitlines()]
+    interfaces = {line.split(":")[0].strip() for line in Path("/proc/net/dev").read_text().splitlines()[2:]}
+    counters = HostProbe().sample().counters  # read after the files: its counters are no smaller
+    disks, nics = counters["disks"], counters["network_interfaces"]
+    excluded = re.compile(r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$")
+    whole = {f[2] for f in listed if not excluded.match(f[2])}
+    assert set(disks) == whole  # partitions, RAM disks and loop devices left out, as node_exporter does
+    for fields in listed:
+        if fields[2] in disks:
+            assert disks[fields[2]]["reads_completed_total"] >= int(fields[3])  # counters only grow
+            assert disks[fields[2]]["written_bytes_total"] >= int(fields[9]) * 512
+    assert set(nics) == interfaces and "lo" in nics
+    assert set(nics["lo"]) == set(host.NIC_FIELDS)
+    # The machine totals (the charts' disk and network rates) still leave loopback out.
+    assert counters["network_receive_bytes_total"] == pytest.approx(
+        sum(n["receive_bytes_total"] for name, n in nics.items() if name != "lo"), rel=0.01, abs=1 << 20
+    )

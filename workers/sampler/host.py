@@ -243,47 +243,86 @@ def _pressure() -> dict[str, float]:
     return out
 
 
-def _disk_counters() -> dict[str, tuple[int, int]]:
-    """{disk: (bytes read, bytes written)} since boot, as psutil's ``disk_io_counters(perdisk=True)``."""
+# Per disk and per interface, the counters node_exporter's diskstats and netdev collectors export
+# that Node Exporter Full (1860) charts (IOps, throughput, I/O time; traffic, packets, errors,
+# drops), by the suffix of their node_disk_* / node_network_* names.
+DISK_FIELDS = (
+    "read_bytes_total",
+    "written_bytes_total",
+    "reads_completed_total",
+    "writes_completed_total",
+    "io_time_seconds_total",
+)
+NIC_FIELDS = (
+    "receive_bytes_total",
+    "transmit_bytes_total",
+    "receive_packets_total",
+    "transmit_packets_total",
+    "receive_errs_total",
+    "transmit_errs_total",
+    "receive_drop_total",
+    "transmit_drop_total",
+)
+
+
+def _disk_counters() -> dict[str, tuple]:
+    """{disk: DISK_FIELDS' values} since boot, as psutil's ``disk_io_counters(perdisk=True)``."""
     try:
         data = read_proc("/proc/diskstats", 1 << 20)
     except OSError:  # not Linux
         per_disk = psutil.disk_io_counters(perdisk=True, nowrap=False) or {}
-        return {name: (io.read_bytes, io.write_bytes) for name, io in per_disk.items()}
+        return {
+            name: (
+                io.read_bytes,
+                io.write_bytes,
+                io.read_count,
+                io.write_count,
+                getattr(io, "busy_time", 0) / 1000,
+            )
+            for name, io in per_disk.items()
+        }
     out = {}
     for line in data.splitlines():
-        # major minor name reads merged sectors_read ms writes merged sectors_written ... (iostats.rst)
+        # major minor name reads merged sectors_read ms_reading writes merged sectors_written
+        # ms_writing in_flight ms_doing_io ... (the kernel's iostats.rst)
         fields = line.split()
-        if len(fields) >= 10:
+        if len(fields) >= 13:
             out[fields[2].decode(errors="replace")] = (
                 int(fields[5]) * _SECTOR_BYTES,
                 int(fields[9]) * _SECTOR_BYTES,
+                int(fields[3]),
+                int(fields[7]),
+                int(fields[12]) / 1000,
             )
     return out
 
 
-def _disk_bytes(included: dict[str, bool]) -> tuple[int, int] | None:
-    """Bytes read and written since boot over whole disks (``/proc/diskstats``), or None."""
+def _disks(included: dict[str, bool]) -> tuple[tuple[int, int] | None, dict[str, dict[str, float]]]:
+    """(bytes read and written since boot over whole disks, or None; {disk: {DISK_FIELDS: value}}
+    of those disks), from ``/proc/diskstats``. Whole disks as node_exporter's default device
+    filter keeps them: partitions, RAM disks and loop devices left out."""
     try:
         per_disk = _disk_counters()
     except (OSError, RuntimeError, ValueError):
-        return None
+        return None, {}
     if not per_disk:
-        return None
+        return None, {}
     read = written = 0
-    for name, (read_bytes, write_bytes) in per_disk.items():
+    kept = {}
+    for name, values in per_disk.items():
         keep = included.get(name)
         if keep is None:
             keep = included[name] = _EXCLUDED_DISK.match(name) is None
         if keep:
-            read += read_bytes
-            written += write_bytes
-    return read, written
+            read += values[0]
+            written += values[1]
+            kept[name] = dict(zip(DISK_FIELDS, values, strict=True))
+    return (read, written), kept
 
 
 def _net_counters() -> dict[str, Any]:
-    """{interface: counters with ``bytes_recv`` and ``bytes_sent``} since boot, as psutil's
-    ``net_io_counters(pernic=True)``, from one read of ``/proc/net/dev``."""
+    """{interface: counters named as psutil's ``net_io_counters(pernic=True)`` names them} since
+    boot, from one read of ``/proc/net/dev``."""
     try:
         data = read_proc("/proc/net/dev", 1 << 20)
     except OSError:  # not Linux
@@ -291,26 +330,48 @@ def _net_counters() -> dict[str, Any]:
     out = {}
     for line in data.splitlines()[2:]:  # two header lines
         name, _, rest = line.partition(b":")
-        fields = rest.split()
-        if len(fields) >= 9:
-            out[name.strip().decode(errors="replace")] = _NicBytes(int(fields[0]), int(fields[8]))
+        f = rest.split()
+        # receive: bytes packets errs drop fifo frame compressed multicast; transmit: bytes packets errs drop ...
+        if len(f) >= 12:
+            out[name.strip().decode(errors="replace")] = _Nic(
+                int(f[8]), int(f[0]), int(f[9]), int(f[1]), int(f[2]), int(f[10]), int(f[3]), int(f[11])
+            )
     return out
 
 
-_NicBytes = namedtuple("_NicBytes", ("bytes_recv", "bytes_sent"))
+# psutil's snetio fields, in its order.
+_Nic = namedtuple(
+    "_Nic",
+    ("bytes_sent", "bytes_recv", "packets_sent", "packets_recv", "errin", "errout", "dropin", "dropout"),
+)
+_NIC_ATTRS = (
+    "bytes_recv",
+    "bytes_sent",
+    "packets_recv",
+    "packets_sent",
+    "errin",
+    "errout",
+    "dropin",
+    "dropout",
+)
 
 
-def _net_bytes() -> tuple[int, int] | None:
-    """Bytes received and sent since boot over every interface but loopback, or None."""
+def _nics() -> tuple[tuple[int, int] | None, dict[str, dict[str, float]]]:
+    """(bytes received and sent since boot over every interface but loopback, or None;
+    {interface: {NIC_FIELDS: value}} of every interface, loopback too, as node_exporter has them)."""
     try:
         per_nic = _net_counters()
     except (OSError, RuntimeError, ValueError):
-        return None
+        return None, {}
     if not per_nic:
-        return None
+        return None, {}
     rx = sum(io.bytes_recv for name, io in per_nic.items() if name != "lo")
     tx = sum(io.bytes_sent for name, io in per_nic.items() if name != "lo")
-    return rx, tx
+    each = {}
+    for name, io in per_nic.items():
+        values = {key: getattr(io, attr, None) for key, attr in zip(NIC_FIELDS, _NIC_ATTRS, strict=True)}
+        each[name] = {key: value for key, value in values.items() if value is not None}
+    return (rx, tx), each
 
 
 def _rate(now: int | None, before: int | None, elapsed_s: float) -> float | None:
@@ -397,7 +458,7 @@ class HostProbe:
         self._last_pressure = (now, pressure)
         if now >= self._mounts_due:
             self._mounts, self._mounts_due = _mounts(), now + MOUNTS_REFRESH_S
-        disk, net = _disk_bytes(self._disk_included), _net_bytes()
+        (disk, per_disk), (net, per_nic) = _disks(self._disk_included), _nics()
         last, self._last_io = self._last_io, (now, disk, net)
         rates: list[float | None] = [None] * 4
         if last is not None:
@@ -436,6 +497,8 @@ class HostProbe:
                 "disk_written_bytes_total": disk[1] if disk else None,
                 "network_receive_bytes_total": net[0] if net else None,
                 "network_transmit_bytes_total": net[1] if net else None,
+                "disks": per_disk,
+                "network_interfaces": per_nic,
             },
             top_processes=self._top.current(),
             cpu_mode_percent=cpu_mode_percent,

@@ -160,7 +160,9 @@ class HostSample:
     Prometheus: ``cpu_seconds_total`` ({mode: seconds}), ``cpu_seconds_total_per_cpu`` (a list of
     those, one per CPU), ``disk_read_bytes_total``, ``disk_written_bytes_total``,
     ``network_receive_bytes_total`` and ``network_transmit_bytes_total`` (loopback excluded) and,
-    where the kernel has PSI, ``pressure_{cpu,memory,io}_{waiting,stalled}_seconds_total``.
+    where the kernel has PSI, ``pressure_{cpu,memory,io}_{waiting,stalled}_seconds_total``;
+    ``disks`` and ``network_interfaces``: {device: {counter: value}} (host.DISK_FIELDS of each whole
+    disk, host.NIC_FIELDS of each interface, loopback too), node_exporter's per-device counters.
     Also for Prometheus only: ``boot_time_s`` (epoch seconds), ``memory_detail_bytes``
     (every /proc/meminfo field in kB but MemTotal, MemAvailable, SwapTotal and SwapFree, by
     node_exporter's names: "Active_anon") and ``filesystems``
@@ -215,7 +217,7 @@ def _plain(value: Any) -> Any:
 # Readings only the Prometheus export uses (it reads the latest sample from Redis). They grow with the
 # machine (per-CPU times: 8 numbers a CPU) and browsers draw none of them, so the live push leaves them out.
 _PROMETHEUS_ONLY_HOST_KEYS = ("filesystems", "memory_detail_bytes", "boot_time_s")
-_PROMETHEUS_ONLY_COUNTERS = ("cpu_seconds_total_per_cpu",)
+_PROMETHEUS_ONLY_COUNTERS = ("cpu_seconds_total_per_cpu", "disks", "network_interfaces")
 
 
 def for_browsers(sample_json: dict[str, Any]) -> dict[str, Any]:
