@@ -173,3 +173,17 @@ def test_while_nobody_watches_the_table_it_is_rescanned_only_every_idle_period()
     clock.now_s += 1.0
     scanner.current()
     assert scans == [1000.0, 1001.0, 1061.0, 1076.0, 1086.0]
+
+
+def test_a_process_that_exits_between_the_scan_and_its_row_is_left_out() -> None:
+    # A short-lived process, the largest by memory at the scan, gone when its row is made: the
+    # table shows the next one instead of a row with no command.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    me = os.getpid()
+    stats = {gone.pid: (1.0, 5.0, 10 << 30), me: (2.0, 1.0, 1 << 30), os.getppid(): (3.0, 1.0, 1 << 20)}
+    clock = FakeClock()
+    scanner = TopProcessScanner(limit=2, refresh_s=1.0, first_refresh_s=1.0, clock=clock, scan=lambda: stats)
+    table = scanner.current()
+    assert [p.pid for p in table.by_rss] == [me, os.getppid()]
+    assert all(p.command for p in table.by_rss)

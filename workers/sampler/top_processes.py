@@ -125,8 +125,8 @@ class TopProcessScanner:
                 # all its CPU time falls inside the interval.
                 before_s = before[1] if before is not None and before[0] == start else 0.0
                 cpu_percent[pid] = round(max(0.0, cpu_s - before_s) / elapsed_s * 100.0, 1)
-        by_cpu = sorted(cpu_percent, key=cpu_percent.__getitem__, reverse=True)[: self._limit]
-        by_rss = sorted(stats, key=lambda pid: stats[pid][2], reverse=True)[: self._limit]
+        by_cpu = sorted(cpu_percent, key=cpu_percent.__getitem__, reverse=True)
+        by_rss = sorted(stats, key=lambda pid: stats[pid][2], reverse=True)
 
         names = {key: self._names[key] for key in self._names if stats.get(key[0], (None,))[0] == key[1]}
         self._names = names
@@ -142,9 +142,18 @@ class TopProcessScanner:
                     names[key] = user, command
             return ProcessRow(pid, user, command, cpu_percent.get(pid), rss_bytes)
 
-        self._current = TopProcesses(
-            by_cpu=tuple(row(pid) for pid in by_cpu), by_rss=tuple(row(pid) for pid in by_rss)
-        )
+        def rows(ranked: list[int]) -> tuple[ProcessRow, ...]:
+            out: list[ProcessRow] = []
+            for pid in ranked:
+                if len(out) == self._limit:
+                    break
+                found = row(pid)
+                # Exited since the scan (a short-lived process): not one to show; the next fills in.
+                if found.command is not None:
+                    out.append(found)
+            return tuple(out)
+
+        self._current = TopProcesses(by_cpu=rows(by_cpu), by_rss=rows(by_rss))
 
 
 def _user_and_command(pid: int) -> tuple[str | None, str | None, bool]:
