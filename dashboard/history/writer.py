@@ -3,8 +3,9 @@
 The sampler calls ``add`` every tick (no database work) and ``maybe_flush`` after it. A flush
 writes one small raw block per series (a single multi-row INSERT), and merges the samples into
 the 1-minute and 1-hour rollups (one SELECT and one upsert): in the same transaction, or, with
-``rollup_every_s``, the samples of that many seconds at once in a transaction of its own. When the database is locked or away,
-the samples stay buffered (bounded) and go out with a later flush; nothing here raises."""
+``rollup_every_s``, the samples of that many seconds at once in a transaction of its own. When the
+database is locked or away, the samples stay buffered (bounded) and go out with a later flush;
+nothing here raises."""
 
 from __future__ import annotations
 
@@ -267,11 +268,7 @@ class HistoryWriter:
             # A connection broken by the failure stays broken until closed: start on a fresh one.
             connection.close()
         self._reconnect = False
-        with short_lock_wait(self.lock_wait_s), transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    # SET takes no bind parameters; the value is our own integer.
-                    cursor.execute(f"SET LOCAL lock_timeout = '{int(self.lock_wait_s * 1000)}ms'")
+        with self._transaction():
             ids = self._resolve_series(list(prepared))
             insert_rows(
                 RawBlock,
@@ -285,10 +282,20 @@ class HistoryWriter:
                 self._unrolled.setdefault(ids[key], []).append(arrays)
                 self._unrolled_values += len(arrays[0])
 
+    @contextmanager
+    def _transaction(self):
+        """A transaction that waits at most ``lock_wait_s`` for a lock, then fails."""
+        with short_lock_wait(self.lock_wait_s), transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    # SET takes no bind parameters; the value is our own integer.
+                    cursor.execute(f"SET LOCAL lock_timeout = '{int(self.lock_wait_s * 1000)}ms'")
+            yield
+
     def _maybe_roll_up(self, now: float, force: bool = False) -> None:
         """Merge the samples written since the last merge into the rollups, when rollup_every_s
         has passed (or ``force``). On failure they are kept for the next try, up to
-        max_buffered_values; beyond that the oldest are left to the raw samples alone."""
+        max_buffered_values; beyond that they are given up (the raw samples still hold them)."""
         if not self._unrolled:
             return
         if self._rolled_at is None:
@@ -302,7 +309,7 @@ class HistoryWriter:
             values = np.concatenate([v for _, v in parts]) if len(parts) > 1 else parts[0][1]
             samples[series_id] = (ts, values)
         try:
-            with short_lock_wait(self.lock_wait_s), transaction.atomic():
+            with self._transaction():
                 merge_rollups(samples)
         except Exception as exc:
             self.failed_flushes += 1
