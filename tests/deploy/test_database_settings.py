@@ -97,6 +97,21 @@ def test_sqlite_has_neither_pool_nor_application_name(tmp_path):
     assert "application_name" not in settings["OPTIONS"]
 
 
+def test_the_sampler_waits_for_sqlites_lock_as_long_as_its_history_writer_does(tmp_path):
+    from dashboard.history.writer import HistoryWriter
+
+    def lock_wait_s(role: str) -> float:
+        return database_settings(tmp_path, "gpu-07", {"PERFMON_ROLE": role})["OPTIONS"]["timeout"]
+
+    # Set once for its connection, so no heartbeat or flush changes it (short_lock_wait does nothing).
+    assert lock_wait_s("sampler") == HistoryWriter().lock_wait_s
+    assert lock_wait_s("web-1") == lock_wait_s("cpu-worker") == 20  # a request may wait its turn
+
+
+def test_postgresql_uses_perfmons_backend_with_its_outage_aware_pool(tmp_path):
+    assert settings_for(tmp_path, PERFMON_ROLE="web-1")["ENGINE"] == "perfmon.postgresql"
+
+
 def test_the_supervisor_gives_each_child_its_name_as_its_role(tmp_path):
     script = "import os, sys; open(sys.argv[1], 'w').write(os.environ['PERFMON_ROLE'])"
     stack = Supervisor(env={"PERFMON_ROLE": "up"}, log=lambda _message: None)
